@@ -1,0 +1,25 @@
+# One entry point per task; CI calls the same ones (.ci/run).
+.DEFAULT_GOAL := help
+VENV := .venv/bin
+
+.PHONY: help setup run chat test lint bench train
+
+help: ## list the tasks
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-6s %s\n", $$1, $$2}'
+
+setup: ## make .venv (Python 3.10), install pinned dependencies, train the model if stale
+	@bash scripts/setup.sh
+
+run: setup ## run Garda on its embedded defaults (local terminal chat, no token needed)
+	@$(VENV)/garda run
+
+test: setup ## run the whole test suite (content check, Rasa validate/test, pytest)
+	$(VENV)/garda content check
+	$(VENV)/python -m pytest
+
+lint: setup ## ruff and mypy
+	$(VENV)/ruff check bot actions tests
+	$(VENV)/mypy
+
+bench: setup ## measure quality, latency and memory; writes docs/benchmarks.md
+	$(VENV)/python -m bot.bench --out docs/benchmarks.md

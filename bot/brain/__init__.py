@@ -1,0 +1,1 @@
+"""Garda's brain: from one citizen message to one Decision."""

@@ -1,0 +1,166 @@
+"""The ``garda`` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from typing import IO, Any
+
+# Quiet TensorFlow's and Rasa's start-up chatter before anything imports them.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("LOG_LEVEL_LIBRARIES", "ERROR")
+# Rasa reports usage and crashes to its vendor unless told not to: never from Garda.
+os.environ["RASA_TELEMETRY_ENABLED"] = "false"
+
+CHANNEL_ENV = ("GARDA_TELEGRAM_TOKEN", "GARDA_WHATSAPP_TOKEN")
+
+
+def _quiet_logging(verbose: bool = False) -> None:
+    level = logging.INFO if verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    for name in ("rasa", "tensorflow", "absl", "matplotlib", "h5py", "asyncio"):
+        logging.getLogger(name).setLevel(logging.ERROR if not verbose else logging.INFO)
+
+
+def parse_line(line: str) -> tuple[Any, str | None]:
+    """A triage input line: JSON with ``text`` (and optional ``sender``), else plain text."""
+    stripped = line.strip()
+    if stripped.startswith("{"):
+        try:
+            data = json.loads(stripped)
+        except ValueError:
+            return line.rstrip("\r\n"), None
+        if isinstance(data, dict) and "text" in data:
+            sender = data.get("sender")
+            return data.get("text"), None if sender is None else str(sender)
+    return line.rstrip("\r\n"), None
+
+
+def _lines(stream: IO[bytes]) -> Iterator[str]:
+    for raw in stream:
+        yield raw.decode("utf-8", errors="replace")
+
+
+def cmd_triage(args: argparse.Namespace) -> int:
+    from bot.brain.pipeline import Brain
+
+    brain = Brain.load()
+    out = sys.stdout
+
+    async def run() -> None:
+        for line in _lines(sys.stdin.buffer):
+            text, sender = parse_line(line)
+            decision = await brain.decide(text, sender)
+            out.write(decision.to_json() + "\n")
+            out.flush()
+
+    asyncio.run(run())
+    return 0
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    from bot.brain.pipeline import Brain
+
+    print("Memuat model Garda...", file=sys.stderr)
+    brain = Brain.load()
+    print(
+        "Garda, obrolan lokal (tanpa token, tanpa jaringan). Ketik pertanyaan Anda; "
+        "ketik nomor untuk memilih tombol; Ctrl-D untuk keluar.\n"
+    )
+
+    async def run() -> None:
+        buttons: tuple[Any, ...] = ()
+        while True:
+            try:
+                text = input("Anda  > ")
+            except (EOFError, KeyboardInterrupt):
+                print()
+                return
+            choice = text.strip()
+            if buttons and choice.isdigit() and 1 <= int(choice) <= len(buttons):
+                text = buttons[int(choice) - 1].payload
+            decision = await brain.decide(text, "local")
+            print("Garda > " + decision.reply.replace("\n", "\n        "))
+            buttons = decision.buttons
+            for number, button in enumerate(buttons, 1):
+                print(f"        [{number}] {button.title}")
+            print()
+
+    asyncio.run(run())
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    configured = [name for name in CHANNEL_ENV if os.environ.get(name)]
+    if configured:
+        print(
+            f"{', '.join(configured)} is set, but the Telegram/WhatsApp gateway is not part "
+            "of this version yet. Unset it to run the local chat.",
+            file=sys.stderr,
+        )
+        return 2
+    from bot.training import train
+
+    train(quiet=True)
+    return cmd_chat(args)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from bot.training import train
+
+    train(force=args.force)
+    return 0
+
+
+def cmd_content_check(args: argparse.Namespace) -> int:
+    from bot.content import Content
+    from bot.nlu_data import required_responses
+
+    content = Content.load()
+    problems = content.problems(required=required_responses())
+    for problem in problems:
+        print(f"content: {problem}", file=sys.stderr)
+    if problems:
+        print(f"{len(problems)} problem(s): these answers may not be served.", file=sys.stderr)
+        return 1
+    print(f"{len(content.responses)} approved responses, all within their review date.")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="garda", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="show library logs")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser(
+        "triage", help="read messages on stdin (lines or JSON lines), print one Decision per line"
+    ).set_defaults(func=cmd_triage)
+    sub.add_parser("chat", help="chat with Garda in the terminal").set_defaults(func=cmd_chat)
+    sub.add_parser(
+        "run", help="run Garda (with no channel configured: the local terminal chat)"
+    ).set_defaults(func=cmd_run)
+    train = sub.add_parser("train", help="train the model if it is older than its data")
+    train.add_argument("--force", action="store_true", help="train even if up to date")
+    train.set_defaults(func=cmd_train)
+
+    content = sub.add_parser("content", help="approved content")
+    content_sub = content.add_subparsers(dest="content_command", required=True)
+    content_sub.add_parser(
+        "check", help="fail on an answer that is missing, unapproved or past its review date"
+    ).set_defaults(func=cmd_content_check)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _quiet_logging(args.verbose)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""Approved content: the only text Garda ever sends to a citizen.
+
+Answers are Rasa domain responses in ``domain.yml``; each carries its approval record in
+``metadata`` (title, owner, approved_by, approved_at, review_by, sources). Institution
+facts (name, address, hours, contacts) live once in ``settings/institution.yml`` and are
+filled into answers wherever an answer names them as ``{key}``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bot.paths import project_root
+
+PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
+REQUIRED_METADATA = ("title", "owner", "approved_by", "approved_at", "review_by")
+
+
+class ContentError(Exception):
+    """Content is missing, unapproved, expired or names an unknown placeholder."""
+
+
+@dataclass(frozen=True)
+class Response:
+    name: str
+    text: str
+    title: str
+    owner: str
+    approved_by: str
+    approved_at: dt.date | None
+    review_by: dt.date | None
+    sources: tuple[str, ...]
+
+
+def _as_date(value: Any) -> dt.date | None:
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value))
+    except ValueError:
+        return None
+
+
+def _today() -> dt.date:
+    return dt.datetime.now(dt.timezone.utc).date()
+
+
+class Content:
+    """Approved responses with the institution's settings filled in."""
+
+    def __init__(self, responses: Mapping[str, Response], settings: Mapping[str, Any]) -> None:
+        self.responses = dict(responses)
+        self.settings = {k: str(v) for k, v in settings.items()}
+
+    @classmethod
+    def load(cls, domain: Path | None = None, settings: Path | None = None) -> Content:
+        root = project_root()
+        domain = domain or root / "domain.yml"
+        settings = settings or root / "settings" / "institution.yml"
+        domain_data = yaml.safe_load(domain.read_text("utf-8")) or {}
+        settings_data = yaml.safe_load(settings.read_text("utf-8")) or {}
+        responses: dict[str, Response] = {}
+        for name, variations in (domain_data.get("responses") or {}).items():
+            if not variations:
+                continue
+            first = variations[0]
+            meta = first.get("metadata") or {}
+            responses[name] = Response(
+                name=name,
+                text=str(first.get("text") or ""),
+                title=str(meta.get("title") or ""),
+                owner=str(meta.get("owner") or ""),
+                approved_by=str(meta.get("approved_by") or ""),
+                approved_at=_as_date(meta.get("approved_at")),
+                review_by=_as_date(meta.get("review_by")),
+                sources=tuple(str(s) for s in meta.get("sources") or ()),
+            )
+        return cls(responses, settings_data)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.responses
+
+    def title(self, name: str) -> str:
+        return self.responses[name].title
+
+    def render(self, name: str, today: dt.date | None = None) -> str:
+        """The approved text of ``name`` with settings filled in.
+
+        Raises ContentError for a response that is unknown, unapproved or past review:
+        such text must never reach a citizen.
+        """
+        response = self.responses.get(name)
+        if response is None:
+            raise ContentError(f"no approved response named {name!r}")
+        problems = self.problems_of(response, today or _today())
+        if problems:
+            raise ContentError("; ".join(problems))
+        return PLACEHOLDER.sub(lambda m: self.settings[m.group(1)], response.text).strip()
+
+    def problems_of(self, response: Response, today: dt.date) -> list[str]:
+        problems = []
+        name = response.name
+        if not response.text.strip():
+            problems.append(f"{name}: has no text")
+        for key in REQUIRED_METADATA:
+            if not getattr(response, key):
+                problems.append(f"{name}: metadata.{key} is missing or not a valid value")
+        if response.approved_at and response.approved_at > today:
+            problems.append(f"{name}: approved_at {response.approved_at} is in the future")
+        if response.review_by and response.review_by < today:
+            problems.append(f"{name}: review_by {response.review_by} has passed; review it")
+        for key in PLACEHOLDER.findall(response.text):
+            if key not in self.settings:
+                problems.append(f"{name}: placeholder {{{key}}} is not in settings")
+        return problems
+
+    def problems(self, today: dt.date | None = None, required: tuple[str, ...] = ()) -> list[str]:
+        """Every reason this content may not be served, empty when all is well."""
+        today = today or _today()
+        found = [f"{name}: response is missing" for name in required if name not in self]
+        for response in self.responses.values():
+            found.extend(self.problems_of(response, today))
+        return found

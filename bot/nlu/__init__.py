@@ -1,0 +1,1 @@
+"""Indonesian NLU pieces: the normaliser and Garda's custom Rasa graph components."""
