@@ -22,7 +22,9 @@ CHANNEL_ENV = ("GARDA_TELEGRAM_TOKEN", "GARDA_WHATSAPP_TOKEN")
 
 def _quiet_logging(verbose: bool = False) -> None:
     level = logging.INFO if verbose else logging.WARNING
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
     for name in ("rasa", "tensorflow", "absl", "matplotlib", "h5py", "asyncio"):
         logging.getLogger(name).setLevel(logging.ERROR if not verbose else logging.INFO)
 
@@ -73,26 +75,26 @@ def cmd_chat(args: argparse.Namespace) -> int:
         "ketik nomor untuk memilih tombol; Ctrl-D untuk keluar.\n"
     )
 
-    async def run() -> None:
-        buttons: tuple[Any, ...] = ()
+    loop = asyncio.new_event_loop()
+    buttons: tuple[Any, ...] = ()
+    try:
         while True:
             try:
                 text = input("Anda  > ")
             except (EOFError, KeyboardInterrupt):
                 print()
-                return
+                return 0
             choice = text.strip()
             if buttons and choice.isdigit() and 1 <= int(choice) <= len(buttons):
                 text = buttons[int(choice) - 1].payload
-            decision = await brain.decide(text, "local")
+            decision = loop.run_until_complete(brain.decide(text, "local"))
             print("Garda > " + decision.reply.replace("\n", "\n        "))
             buttons = decision.buttons
             for number, button in enumerate(buttons, 1):
                 print(f"        [{number}] {button.title}")
             print()
-
-    asyncio.run(run())
-    return 0
+    finally:
+        loop.close()
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -132,6 +134,16 @@ def cmd_content_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from bot.calibrate import run
+
+    run(dev_share=args.dev_share, seed=args.seed, write=args.write,
+        config=Path(args.config) if args.config else None)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="garda", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="show library logs")
@@ -147,6 +159,15 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train the model if it is older than its data")
     train.add_argument("--force", action="store_true", help="train even if up to date")
     train.set_defaults(func=cmd_train)
+
+    calibrate = sub.add_parser(
+        "calibrate", help="choose the answer/clarify thresholds on a dev split of data/nlu"
+    )
+    calibrate.add_argument("--write", action="store_true", help="write them into config.yml")
+    calibrate.add_argument("--dev-share", type=float, default=0.2)
+    calibrate.add_argument("--seed", type=int, default=13)
+    calibrate.add_argument("--config", help="pipeline config to calibrate (default config.yml)")
+    calibrate.set_defaults(func=cmd_calibrate)
 
     content = sub.add_parser("content", help="approved content")
     content_sub = content.add_subparsers(dest="content_command", required=True)

@@ -19,7 +19,9 @@ def content() -> Content:
     return Content.load()
 
 
-def _write_domain(tmp_path: Path, metadata: str, text: str = "Halo dari {institution_name}") -> Path:
+def _write_domain(
+    tmp_path: Path, metadata: str, text: str = "Halo dari {institution_name}"
+) -> Path:
     domain = tmp_path / "domain.yml"
     domain.write_text(
         textwrap.dedent(

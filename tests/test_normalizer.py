@@ -3,9 +3,9 @@ from __future__ import annotations
 import pytest
 
 from bot.nlu.normalizer import (
-    NIK_TOKEN,
-    PHONE_TOKEN,
-    URL_TOKEN,
+    NIK_WORD,
+    PHONE_WORD,
+    URL_WORD,
     Normalizer,
     TypoCorrector,
     load_lexicon,
@@ -53,14 +53,14 @@ def test_personal_numbers_and_links_become_placeholders(norm: Normalizer) -> Non
     out = norm.normalize(
         "nik saya 3201234567890123, wa 0812-3456-7890, cek di https://cekbansos.kemensos.go.id/x"
     )
-    assert "3201234567890123" not in out and NIK_TOKEN in out
-    assert "0812" not in out and PHONE_TOKEN in out
-    assert URL_TOKEN in out and "kemensos" not in out
+    assert "3201234567890123" not in out and NIK_WORD in out
+    assert "0812" not in out and PHONE_WORD in out
+    assert URL_WORD in out and "kemensos" not in out
 
 
 def test_nik_grouped_with_spaces_is_masked(norm: Normalizer) -> None:
     out = norm.normalize("NIK 3201 2345 6789 0123")
-    assert NIK_TOKEN in out and "6789" not in out
+    assert NIK_WORD in out and "6789" not in out
 
 
 def test_mixed_language_keeps_english_words(norm: Normalizer) -> None:

@@ -79,10 +79,13 @@ class Brain:
         if routed.route == ANSWER and routed.topic:
             return self._answer(original, sender, routed.topic, routed.confidence)
         if routed.route == CLARIFY:
-            buttons = tuple(
-                Button(title=self.content.title(response_for(t)), payload=f"/{t}")
-                for t, _ in routed.options
-            ) + (Button(title="Bukan keduanya", payload=NONE_PAYLOAD),)
+            buttons = (
+                *(
+                    Button(title=self.content.title(response_for(t)), payload=f"/{t}")
+                    for t, _ in routed.options
+                ),
+                Button(title="Bukan keduanya", payload=NONE_PAYLOAD),
+            )
             return Decision(
                 text=original,
                 route=CLARIFY,

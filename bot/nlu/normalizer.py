@@ -34,10 +34,10 @@ CURATED_LEXICON = LEXICON_DIR / "slang_id.csv"
 KEEP_DOUBLE = LEXICON_DIR / "keep_double.txt"
 
 # Placeholders. They are plain lower-case words so that every tokenizer keeps them whole.
-URL_TOKEN = "tautan"
-EMAIL_TOKEN = "alamatemail"
-NIK_TOKEN = "nomornik"
-PHONE_TOKEN = "nomortelepon"
+URL_WORD = "tautan"
+EMAIL_WORD = "alamatemail"
+NIK_WORD = "nomornik"
+PHONE_WORD = "nomortelepon"
 
 _ZERO_WIDTH = re.compile("[\u200b-\u200f\u2028-\u202f\u2060-\u206f\ufeff]")
 _URL = re.compile(r"(?:https?://|www\.)\S+|\b[a-z0-9-]+(?:\.[a-z0-9-]+)*\.(?:go\.id|co\.id|com|id|net|org|ly|me|info|xyz)(?:/\S*)?\b")
@@ -124,10 +124,10 @@ class Normalizer:
         text = _ZERO_WIDTH.sub(" ", text)
         text = "".join(" " if _is_emoji_or_symbol(c) or not c.isprintable() else c for c in text)
         text = text.casefold()
-        text = _URL.sub(f" {URL_TOKEN} ", text)
-        text = _EMAIL.sub(f" {EMAIL_TOKEN} ", text)
-        text = _NIK.sub(f" {NIK_TOKEN} ", text)
-        text = _PHONE.sub(f" {PHONE_TOKEN} ", text)
+        text = _URL.sub(f" {URL_WORD} ", text)
+        text = _EMAIL.sub(f" {EMAIL_WORD} ", text)
+        text = _NIK.sub(f" {NIK_WORD} ", text)
+        text = _PHONE.sub(f" {PHONE_WORD} ", text)
         text = _NON_WORD.sub(" ", text)
         text = _STRAY_JOINER.sub(" ", text)
         words: list[str] = []
