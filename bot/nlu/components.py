@@ -23,7 +23,6 @@ from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
 # Rasa validates the graph from these signatures, so they use typing.List/Dict as Rasa does.
-
 from bot.brain.ranking import Thresholds, route_message, topic_ranking
 from bot.nlu.normalizer import Normalizer, TypoCorrector
 
