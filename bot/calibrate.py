@@ -11,6 +11,7 @@ then the shipped model is trained on all of data/nlu/ with the chosen thresholds
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import re
@@ -18,7 +19,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -174,6 +175,13 @@ def run(dev_share: float = 0.2, seed: int = 13, write: bool = False,
     }
     for key, value in report.items():
         print(f"{key}: {value}")
+    confusions = Counter((o.label, o.top[0]) for o in observations if o.top[0] != o.label)
+    print("top confusions (expected -> ranked first: count): " + "; ".join(
+        f"{a} -> {b}: {n}" for (a, b), n in confusions.most_common(12)))
+    (work / "observations.json").write_text(json.dumps(
+        [{"label": o.label, "text": text, "ranking": o.ranking}
+         for o, (_, text) in zip(observations, dev, strict=True)], ensure_ascii=False, indent=1),
+        "utf-8")
     if write:
         write_thresholds(config, answer, clarify)
         print(f"Wrote the thresholds into {config}.", file=sys.stderr)

@@ -7,7 +7,6 @@ from bot.nlu.normalizer import (
     PHONE_WORD,
     URL_WORD,
     Normalizer,
-    TypoCorrector,
     load_lexicon,
 )
 
@@ -94,12 +93,3 @@ def test_extra_lexicon_never_overrides_curated_entries(tmp_path) -> None:
     extra.write_text("gmn,gimana\nzzkata,kata baru\n", encoding="utf-8")
     norm = Normalizer([extra, tmp_path / "missing.csv"])
     assert norm.normalize("gmn zzkata") == "bagaimana kata baru"
-
-
-def test_typo_corrector_fixes_unknown_words_to_frequent_vocabulary() -> None:
-    corrector = TypoCorrector({"kelahiran": 30, "kematian": 20, "perpanjangan": 12, "paspor": 9})
-    assert corrector.correct("akta kelahran") == "akta kelahiran"
-    assert corrector.correct("perpanjngan pasport") == "perpanjangan paspor"
-    assert corrector.correct("kelahiarn") == "kelahiran"  # swapped letters
-    # short and known words, and words far from any vocabulary word, are left alone
-    assert corrector.correct("sim kia xylofon") == "sim kia xylofon"

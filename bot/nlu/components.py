@@ -6,10 +6,8 @@ where it is unit-tested without Rasa.
 
 from __future__ import annotations
 
-import json
 import logging
-from collections import Counter
-from typing import Any, Dict, List, Optional, Text
+from typing import Any, Dict, List, Text
 
 from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
@@ -24,23 +22,18 @@ from rasa.shared.nlu.training_data.training_data import TrainingData
 
 # Rasa validates the graph from these signatures, so they use typing.List/Dict as Rasa does.
 from bot.brain.ranking import Thresholds, route_message, topic_ranking
-from bot.nlu.normalizer import Normalizer, TypoCorrector
+from bot.nlu.normalizer import Normalizer
 
 logger = logging.getLogger(__name__)
 
-VOCABULARY_FILE = "vocabulary.json"
 ROUTING_KEY = "garda"
 
 
 @DefaultV1Recipe.register(
-    [DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER], is_trainable=True
+    [DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER], is_trainable=False
 )
 class IndonesianNormalizer(GraphComponent):
-    """Rewrites each message's text into normalised chat Indonesian.
-
-    Training learns the vocabulary of the normalised training examples; at prediction
-    time unknown words are corrected to the nearest vocabulary word (typos).
-    """
+    """Rewrites each message's text into normalised chat Indonesian (bot.nlu.normalizer)."""
 
     @staticmethod
     def get_default_config() -> Dict[Text, Any]:
@@ -48,23 +41,11 @@ class IndonesianNormalizer(GraphComponent):
             # Extra slang lexicon CSVs (``slang,formal`` or two unnamed columns), layered
             # under the curated one. A missing file is logged and skipped.
             "lexicons": [],
-            "typo_correction": True,
         }
 
-    def __init__(
-        self,
-        config: Dict[Text, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        vocabulary: Optional[Dict[Text, int]] = None,
-    ) -> None:
+    def __init__(self, config: Dict[Text, Any]) -> None:
         self._config = {**self.get_default_config(), **config}
-        self._model_storage = model_storage
-        self._resource = resource
         self._normalizer = Normalizer(self._config["lexicons"])
-        self._corrector = (
-            TypoCorrector(vocabulary) if vocabulary and self._config["typo_correction"] else None
-        )
 
     @classmethod
     def create(
@@ -74,34 +55,7 @@ class IndonesianNormalizer(GraphComponent):
         resource: Resource,
         execution_context: ExecutionContext,
     ) -> IndonesianNormalizer:
-        return cls(config, model_storage, resource)
-
-    @classmethod
-    def load(
-        cls,
-        config: Dict[Text, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        execution_context: ExecutionContext,
-        **kwargs: Any,
-    ) -> IndonesianNormalizer:
-        vocabulary: Dict[Text, int] = {}
-        try:
-            with model_storage.read_from(resource) as directory:
-                vocabulary = json.loads((directory / VOCABULARY_FILE).read_text("utf-8"))
-        except (ValueError, FileNotFoundError):
-            logger.warning("No vocabulary stored for %s; typo correction is off.", cls.__name__)
-        return cls(config, model_storage, resource, vocabulary)
-
-    def train(self, training_data: TrainingData) -> Resource:
-        counts: Counter[str] = Counter()
-        for example in training_data.training_examples:
-            counts.update(self._normalizer.normalize(example.get(TEXT)).split())
-        with self._model_storage.write_to(self._resource) as directory:
-            (directory / VOCABULARY_FILE).write_text(
-                json.dumps(dict(sorted(counts.items())), ensure_ascii=False), "utf-8"
-            )
-        return self._resource
+        return cls(config)
 
     def process_training_data(self, training_data: TrainingData) -> TrainingData:
         for example in training_data.training_examples:
@@ -111,10 +65,7 @@ class IndonesianNormalizer(GraphComponent):
 
     def process(self, messages: List[Message]) -> List[Message]:
         for message in messages:
-            text = self._normalizer.normalize(message.get(TEXT))
-            if self._corrector is not None:
-                text = self._corrector.correct(text)
-            message.set(TEXT, text)
+            message.set(TEXT, self._normalizer.normalize(message.get(TEXT)))
         return messages
 
 

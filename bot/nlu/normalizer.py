@@ -8,9 +8,8 @@ elongations ("pagiii"), and a curated slang lexicon shipped in ``lexicon/``. Opt
 extra lexicons (for example the public colloquial-Indonesian lexicons) can be layered
 under the curated one; the curated entries always win.
 
-A second, learned step (:class:`TypoCorrector`) maps out-of-vocabulary words to the
-closest word of the training vocabulary; it is trained by the Rasa component in
-``bot.nlu.components`` and is only applied at prediction time.
+Typos that survive the lexicon are left to the character n-gram featurizer (a learned
+typo corrector was measured and dropped: see docs/nlu.md).
 
 The same :class:`Normalizer` is used by the Rasa pipeline and by the hoax matcher, so the
 two see the same text.
@@ -23,8 +22,7 @@ import functools
 import logging
 import re
 import unicodedata
-from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -150,72 +148,3 @@ class Normalizer:
                     return self.lexicon[candidate]
             token = twice if twice in self.keep_double else once
         return token
-
-
-class TypoCorrector:
-    """Map an unknown word to the most frequent vocabulary word one or two edits away.
-
-    The vocabulary is the normalised training data. Distance is counted in deletions on
-    both sides (the symmetric-delete method), which covers a dropped, added, changed or
-    swapped letter. Short words are left alone: "sim" and "kia" are too close to others.
-    """
-
-    MIN_LENGTH = 5
-    TWO_EDIT_LENGTH = 8
-
-    def __init__(self, vocabulary: Mapping[str, int]) -> None:
-        self.vocabulary = dict(vocabulary)
-        index: dict[str, list[str]] = {}
-        for word in self.vocabulary:
-            if len(word) < self.MIN_LENGTH - 1:
-                continue
-            for variant in self._deletes(word, 2 if len(word) >= self.TWO_EDIT_LENGTH - 1 else 1):
-                index.setdefault(variant, []).append(word)
-        self._index = index
-
-    @classmethod
-    def from_texts(cls, texts: Iterable[str], min_count: int = 1) -> TypoCorrector:
-        counts = Counter(word for text in texts for word in text.split() if word.isalpha())
-        return cls({w: c for w, c in counts.items() if c >= min_count})
-
-    @staticmethod
-    def _deletes(word: str, depth: int) -> set[str]:
-        found = {word}
-        frontier = {word}
-        for _ in range(depth):
-            frontier = {w[:i] + w[i + 1 :] for w in frontier for i in range(len(w))}
-            found |= frontier
-        return found
-
-    def correct_token(self, token: str) -> str:
-        if len(token) < self.MIN_LENGTH or token in self.vocabulary or not token.isalpha():
-            return token
-        depth = 2 if len(token) >= self.TWO_EDIT_LENGTH else 1
-        best: tuple[int, int, str] | None = None
-        for variant in self._deletes(token, depth):
-            for word in self._index.get(variant, ()):
-                distance = _edit_distance(token, word)
-                if distance > depth:
-                    continue
-                key = (-distance, self.vocabulary[word], word)
-                if best is None or key > best:
-                    best = key
-        return best[2] if best else token
-
-    def correct(self, text: str) -> str:
-        return " ".join(self.correct_token(token) for token in text.split())
-
-
-def _edit_distance(a: str, b: str) -> int:
-    """Optimal-string-alignment distance (Levenshtein plus adjacent swaps)."""
-    previous2: list[int] = []
-    previous = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        current = [i] + [0] * len(b)
-        for j, cb in enumerate(b, 1):
-            cost = 0 if ca == cb else 1
-            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
-            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
-                current[j] = min(current[j], previous2[j - 2] + 1)
-        previous2, previous = previous, current
-    return previous[-1]
