@@ -161,6 +161,8 @@ def tegal_section(brain: Any) -> list[str]:
 PROBE = r"""
 import asyncio, json, resource, sys, time
 t0 = time.perf_counter()
+from bot import logs
+logs.configure()
 from bot.brain.pipeline import Brain
 t1 = time.perf_counter()
 brain = Brain.load()
@@ -259,10 +261,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="docs/benchmarks.md")
     parser.add_argument("--skip-default-pipeline", action="store_true")
     args = parser.parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ["RASA_TELEMETRY_ENABLED"] = "false"
-
+    from bot import logs
     from bot.brain.pipeline import Brain
+
+    logs.configure()
 
     train(quiet=True)
     meta = json.loads((model_path().parent / "garda.json").read_text())

@@ -36,7 +36,8 @@ FAQ_PREFIX = "faq/"
 MAX_WRONG_ANSWER_RATE = 0.02
 # Of the messages offered two buttons, at least this share must have the right topic among them.
 MIN_CLARIFY_HIT_RATE = 0.6
-GRID = [round(0.20 + 0.01 * i, 2) for i in range(76)]  # 0.20 .. 0.95
+ANSWER_GRID = [round(0.20 + 0.05 * i, 2) for i in range(16)]  # 0.20 .. 0.95
+EVIDENCE_GRID = [round(0.05 * i, 2) for i in range(13)]  # 0.00 .. 0.60
 
 
 def stratified_split(
@@ -75,6 +76,7 @@ def write_nlu(pairs: Sequence[tuple[str, str]], path: Path) -> None:
 class Observation:
     label: str
     ranking: tuple[tuple[str, float], ...]
+    evidence: float = 1.0
 
     @property
     def top(self) -> tuple[str, float]:
@@ -84,18 +86,32 @@ class Observation:
         return [pair for pair in self.ranking if pair[0].startswith(FAQ_PREFIX)][:2]
 
 
-def choose_answer_threshold(observations: Sequence[Observation]) -> float:
-    for threshold in GRID:
-        answered = [o for o in observations if o.top[1] >= threshold and o.top[0] != OUT_OF_SCOPE]
-        wrong = [o for o in answered if o.top[0] != o.label]
-        if answered and len(wrong) / len(answered) <= MAX_WRONG_ANSWER_RATE:
-            return threshold
-    return GRID[-1]
+def answered(observations: Sequence[Observation], answer: float,
+             evidence: float) -> list[Observation]:
+    return [o for o in observations
+            if o.top[1] >= answer and o.evidence >= evidence and o.top[0] != OUT_OF_SCOPE]
 
 
-def choose_clarify_threshold(observations: Sequence[Observation], answer: float) -> float:
-    below = [o for o in observations if o.top[1] < answer and len(o.faq_options()) == 2]
-    for threshold in GRID:
+def choose_thresholds(observations: Sequence[Observation]) -> tuple[float, float]:
+    """(answer, evidence): the pair that answers the most dev messages while at most
+    MAX_WRONG_ANSWER_RATE of the answered ones get a wrong answer."""
+    best: tuple[int, float, float] | None = None
+    for answer in ANSWER_GRID:
+        for evidence in EVIDENCE_GRID:
+            hit = answered(observations, answer, evidence)
+            wrong = sum(o.top[0] != o.label for o in hit)
+            if hit and wrong / len(hit) <= MAX_WRONG_ANSWER_RATE:
+                key = (len(hit), -answer, -evidence)
+                if best is None or key > (best[0], -best[1], -best[2]):
+                    best = (len(hit), answer, evidence)
+    return (best[1], best[2]) if best else (ANSWER_GRID[-1], EVIDENCE_GRID[-1])
+
+
+def choose_clarify_threshold(observations: Sequence[Observation], answer: float,
+                             evidence: float) -> float:
+    below = [o for o in observations
+             if o.top[1] < answer and o.evidence >= evidence and len(o.faq_options()) == 2]
+    for threshold in ANSWER_GRID:
         offered = [o for o in below if sum(c for _, c in o.faq_options()) >= threshold]
         if len(offered) < 5:
             break
@@ -130,14 +146,16 @@ def observe(model: Path, dev: Sequence[tuple[str, str]]) -> list[Observation]:
                 (item["topic"], float(item["confidence"]))
                 for item in (parsed.get("garda") or {}).get("ranking", [])
             )
-            found.append(Observation(label, ranking))
+            evidence = float((parsed.get("garda") or {}).get("evidence", 1.0))
+            found.append(Observation(label, ranking, evidence))
         return found
 
     return asyncio.run(run())
 
 
-def write_thresholds(config: Path, answer: float, clarify: float) -> None:
+def write_thresholds(config: Path, answer: float, clarify: float, evidence: float) -> None:
     text = config.read_text("utf-8")
+    text = re.sub(r"(evidence_threshold:\s*)[0-9.]+", rf"\g<1>{evidence}", text)
     text = re.sub(r"(answer_threshold:\s*)[0-9.]+", rf"\g<1>{answer}", text)
     text = re.sub(r"(clarify_threshold:\s*)[0-9.]+", rf"\g<1>{clarify}", text)
     config.write_text(text, "utf-8")
@@ -159,30 +177,41 @@ def run(dev_share: float = 0.2, seed: int = 13, write: bool = False,
     model = train_on(work / "data", work, "calibration", config)
     train_seconds = time.monotonic() - started
     observations = observe(model, dev)
-    answer = choose_answer_threshold(observations)
-    clarify = choose_clarify_threshold(observations, answer)
+    answer, evidence = choose_thresholds(observations)
+    clarify = choose_clarify_threshold(observations, answer, evidence)
     accuracy = sum(o.top[0] == o.label for o in observations) / len(observations)
-    answered = [o for o in observations if o.top[1] >= answer and o.top[0] != OUT_OF_SCOPE]
-    wrong = sum(o.top[0] != o.label for o in answered)
+    hit = answered(observations, answer, evidence)
+    wrong = sum(o.top[0] != o.label for o in hit)
+    oos = [o for o in observations if o.label == OUT_OF_SCOPE]
+    oos_answered = sum(o in hit for o in oos)
     report = {
         "dev_examples": float(len(dev)),
         "dev_top1_accuracy": round(accuracy, 4),
         "answer_threshold": answer,
         "clarify_threshold": clarify,
-        "answered_share": round(len(answered) / len(observations), 4),
-        "wrong_answer_share_of_answered": round(wrong / len(answered), 4) if answered else 0.0,
+        "evidence_threshold": evidence,
+        "answered_share": round(len(hit) / len(observations), 4),
+        "wrong_answer_share_of_answered": round(wrong / len(hit), 4) if hit else 0.0,
+        "out_of_scope_dev_examples_answered": float(oos_answered),
         "train_seconds": round(train_seconds, 1),
     }
     for key, value in report.items():
         print(f"{key}: {value}")
+    print("answer evidence answered wrong/answered  (curve on the dev split)")
+    for threshold in (0.3, 0.5, 0.7, 0.9):
+        for floor in (0.0, 0.1, 0.2, 0.3):
+            got = answered(observations, threshold, floor)
+            bad = sum(o.top[0] != o.label for o in got)
+            print(f"curve {threshold:5.2f} {floor:8.2f} {len(got) / len(observations):8.3f} "
+                  f"{bad / len(got) if got else 0.0:14.3f}")
     confusions = Counter((o.label, o.top[0]) for o in observations if o.top[0] != o.label)
     print("top confusions (expected -> ranked first: count): " + "; ".join(
         f"{a} -> {b}: {n}" for (a, b), n in confusions.most_common(12)))
     (work / "observations.json").write_text(json.dumps(
-        [{"label": o.label, "text": text, "ranking": o.ranking}
+        [{"label": o.label, "text": text, "ranking": o.ranking, "evidence": o.evidence}
          for o, (_, text) in zip(observations, dev, strict=True)], ensure_ascii=False, indent=1),
         "utf-8")
     if write:
-        write_thresholds(config, answer, clarify)
+        write_thresholds(config, answer, clarify, evidence)
         print(f"Wrote the thresholds into {config}.", file=sys.stderr)
     return report

@@ -5,28 +5,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import os
 import sys
 from collections.abc import Iterator
 from typing import IO, Any
 
-# Quiet TensorFlow's and Rasa's start-up chatter before anything imports them.
+# Quiet TensorFlow's and Rasa's start-up chatter, and Rasa's telemetry, before anything
+# imports them (bot.logs.configure repeats this for other entry points).
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("LOG_LEVEL_LIBRARIES", "ERROR")
-# Rasa reports usage and crashes to its vendor unless told not to: never from Garda.
 os.environ["RASA_TELEMETRY_ENABLED"] = "false"
 
 CHANNEL_ENV = ("GARDA_TELEGRAM_TOKEN", "GARDA_WHATSAPP_TOKEN")
-
-
-def _quiet_logging(verbose: bool = False) -> None:
-    level = logging.INFO if verbose else logging.WARNING
-    logging.basicConfig(
-        level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
-    for name in ("rasa", "tensorflow", "absl", "matplotlib", "h5py", "asyncio"):
-        logging.getLogger(name).setLevel(logging.ERROR if not verbose else logging.INFO)
 
 
 def parse_line(line: str) -> tuple[Any, str | None]:
@@ -179,7 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _quiet_logging(args.verbose)
+    from bot import logs
+
+    logs.configure(args.verbose)
     return int(args.func(args) or 0)
 
 

@@ -62,3 +62,20 @@ def test_empty_ranking_is_a_fallback() -> None:
 def test_thresholds_outside_unit_interval_are_refused() -> None:
     with pytest.raises(ValueError):
         Thresholds(answer=1.5, clarify=0.2)
+
+
+def test_low_evidence_is_a_fallback_however_confident_the_classifier() -> None:
+    thresholds = Thresholds(answer=0.6, clarify=0.5, evidence=0.2)
+    ranking = _rank(0.99, {"greet": 0.01}, {"pbb": 0.99, "sim": 0.01})
+    low = route_message(ranking, thresholds, evidence=0.05)
+    assert (low.route, low.topic, low.evidence) == ("fallback", "faq/pbb", 0.05)
+    assert route_message(ranking, thresholds, evidence=0.5).route == "answer"
+
+
+def test_routed_round_trips_through_its_dict() -> None:
+    from bot.brain.ranking import Routed
+
+    routed = route_message(
+        _rank(0.9, {"greet": 0.1}, {"ktp_baru": 0.5, "kia": 0.45}), T, evidence=0.4
+    )
+    assert Routed.from_dict(routed.as_dict()) == routed

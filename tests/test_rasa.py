@@ -22,10 +22,18 @@ def _rasa(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_rasa_data_validate_passes() -> None:
+# Sent by bot.brain itself (no intent leads to them), so no Rasa rule uses them.
+BRAIN_ONLY_RESPONSES = ("utter_clarify", "utter_empty", "utter_fallback")
+
+
+def test_rasa_data_validate_passes_without_unexplained_warnings() -> None:
     result = _rasa("data", "validate", "--config", "config.yml", "--domain", "domain.yml",
-                   "--data", "data", "--fail-on-warnings")
-    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+                   "--data", "data")
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    warnings = [line for line in output.splitlines() if "UserWarning" in line]
+    unexplained = [w for w in warnings if not any(f"'{r}'" in w for r in BRAIN_ONLY_RESPONSES)]
+    assert unexplained == [], unexplained
 
 
 @pytest.mark.model

@@ -22,13 +22,16 @@ class Thresholds:
 
     ``clarify``: below ``answer``, the summed score of the two best FAQ topics needed to
     offer them as buttons; below that Garda says it did not understand.
+    ``evidence``: the least similarity to the top topic's training examples
+    (bot.brain.evidence) for Garda to answer or clarify at all; below it, a fallback.
     """
 
     answer: float
     clarify: float
+    evidence: float = 0.0
 
     def __post_init__(self) -> None:
-        if not (0.0 <= self.clarify <= 1.0 and 0.0 <= self.answer <= 1.0):
+        if not all(0.0 <= v <= 1.0 for v in (self.answer, self.clarify, self.evidence)):
             raise ValueError(f"thresholds must lie in [0, 1]: {self}")
 
 
@@ -38,6 +41,7 @@ class Routed:
     topic: str | None
     confidence: float
     options: tuple[tuple[str, float], ...] = field(default=())
+    evidence: float = 1.0
     ranking: tuple[tuple[str, float], ...] = field(default=())
 
     def as_dict(self) -> dict[str, Any]:
@@ -45,6 +49,7 @@ class Routed:
             "route": self.route,
             "topic": self.topic,
             "confidence": self.confidence,
+            "evidence": self.evidence,
             "options": [{"topic": t, "confidence": c} for t, c in self.options],
             "ranking": [{"topic": t, "confidence": c} for t, c in self.ranking],
         }
@@ -55,6 +60,7 @@ class Routed:
             route=data["route"],
             topic=data.get("topic"),
             confidence=float(data.get("confidence") or 0.0),
+            evidence=float(data.get("evidence", 1.0)),
             options=tuple((o["topic"], float(o["confidence"])) for o in data.get("options", [])),
             ranking=tuple((o["topic"], float(o["confidence"])) for o in data.get("ranking", [])),
         )
@@ -91,17 +97,25 @@ def route_message(
     retrieval_intent: str = "faq",
     out_of_scope_intent: str = "out_of_scope",
     keep: int = 5,
+    evidence: float = 1.0,
 ) -> Routed:
-    """Decide answer, clarify or fallback from a merged ranking (see module docstring)."""
+    """Decide answer, clarify or fallback from a merged ranking (see module docstring).
+
+    ``evidence`` is the top topic's evidence score; below ``thresholds.evidence`` the
+    message shares too little with anything Garda was taught to answer it or guess.
+    """
     top = tuple(ranking[:keep])
     if not ranking:
-        return Routed(FALLBACK, None, 0.0, ranking=top)
+        return Routed(FALLBACK, None, 0.0, ranking=top, evidence=0.0)
     best, confidence = ranking[0]
+    if evidence < thresholds.evidence:
+        return Routed(FALLBACK, best, confidence, ranking=top, evidence=evidence)
     if confidence >= thresholds.answer:
         route = FALLBACK if best == out_of_scope_intent else ANSWER
-        return Routed(route, best, confidence, ranking=top)
+        return Routed(route, best, confidence, ranking=top, evidence=evidence)
     prefix = retrieval_intent + "/"
     options = tuple(pair for pair in ranking if pair[0].startswith(prefix))[:2]
     if len(options) == 2 and options[0][1] + options[1][1] >= thresholds.clarify:
-        return Routed(CLARIFY, best, confidence, options=options, ranking=top)
-    return Routed(FALLBACK, best, confidence, ranking=top)
+        return Routed(CLARIFY, best, confidence, options=options, ranking=top,
+                      evidence=evidence)
+    return Routed(FALLBACK, best, confidence, ranking=top, evidence=evidence)
