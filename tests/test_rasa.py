@@ -32,7 +32,13 @@ def test_rasa_data_validate_passes_without_unexplained_warnings() -> None:
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
     warnings = [line for line in output.splitlines() if "UserWarning" in line]
-    unexplained = [w for w in warnings if not any(f"'{r}'" in w for r in BRAIN_ONLY_RESPONSES)]
+    unexplained = [
+        w for w in warnings
+        if not any(f"'{r}'" in w for r in BRAIN_ONLY_RESPONSES)
+        # Rasa's importer adds a domain with the retrieval intent `faq` and merges it with
+        # domain.yml, which must list `faq` too (rasa/shared/importers/importer.py).
+        and "duplicated intents have been found across multiple domain files: faq" not in w
+    ]
     assert unexplained == [], unexplained
 
 
