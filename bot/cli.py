@@ -7,7 +7,7 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 # Quiet TensorFlow's and Rasa's start-up chatter, and Rasa's telemetry, before anything
@@ -55,6 +55,30 @@ def cmd_triage(args: argparse.Namespace) -> int:
     return 0
 
 
+def chat_loop(brain: Any, read: Callable[[str], str], write: Callable[[str], None]) -> None:
+    """The terminal conversation: a typed number picks one of the buttons just shown."""
+    loop = asyncio.new_event_loop()
+    buttons: tuple[Any, ...] = ()
+    try:
+        while True:
+            try:
+                text = read("Anda  > ")
+            except (EOFError, KeyboardInterrupt):
+                write("")
+                return
+            choice = text.strip()
+            if buttons and choice.isdigit() and 1 <= int(choice) <= len(buttons):
+                text = buttons[int(choice) - 1].payload
+            decision = loop.run_until_complete(brain.decide(text, "local"))
+            write("Garda > " + decision.reply.replace("\n", "\n        "))
+            buttons = decision.buttons
+            for number, button in enumerate(buttons, 1):
+                write(f"        [{number}] {button.title}")
+            write("")
+    finally:
+        loop.close()
+
+
 def cmd_chat(args: argparse.Namespace) -> int:
     from bot.brain.pipeline import Brain
 
@@ -64,27 +88,8 @@ def cmd_chat(args: argparse.Namespace) -> int:
         "Garda, obrolan lokal (tanpa token, tanpa jaringan). Ketik pertanyaan Anda; "
         "ketik nomor untuk memilih tombol; Ctrl-D untuk keluar.\n"
     )
-
-    loop = asyncio.new_event_loop()
-    buttons: tuple[Any, ...] = ()
-    try:
-        while True:
-            try:
-                text = input("Anda  > ")
-            except (EOFError, KeyboardInterrupt):
-                print()
-                return 0
-            choice = text.strip()
-            if buttons and choice.isdigit() and 1 <= int(choice) <= len(buttons):
-                text = buttons[int(choice) - 1].payload
-            decision = loop.run_until_complete(brain.decide(text, "local"))
-            print("Garda > " + decision.reply.replace("\n", "\n        "))
-            buttons = decision.buttons
-            for number, button in enumerate(buttons, 1):
-                print(f"        [{number}] {button.title}")
-            print()
-    finally:
-        loop.close()
+    chat_loop(brain, input, print)
+    return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -1,0 +1,69 @@
+"""`garda run` with no channel configured: the local terminal chat, end to end."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.content import Content
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _garda(*args: str, stdin: str = "", env: dict[str, str] | None = None):
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", *args], cwd=ROOT, input=stdin, text=True,
+        capture_output=True, timeout=600, check=False, env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.mark.model
+def test_run_starts_the_local_chat_and_answers_in_order(trained_model: Path) -> None:
+    content = Content.load()
+    result = _garda("run", stdin="assalamualaikum min\nmin mau tanya cara bikin ktp gmn ya\n🙏\n")
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    greet = content.render("utter_greet").splitlines()[0]
+    ktp = content.render("utter_faq/ktp_baru").splitlines()[0]
+    empty = content.render("utter_empty").splitlines()[0]
+    assert greet in out and ktp in out and empty in out
+    assert out.index(greet) < out.index(ktp) < out.index(empty)
+
+
+def test_a_typed_number_picks_the_offered_button() -> None:
+    from bot.brain.pipeline import Brain
+    from bot.brain.ranking import Routed
+    from bot.cli import chat_loop
+
+    class Ambiguous:
+        async def parse_message(self, text: str) -> dict:
+            routed = Routed("clarify", "faq/ktp_baru", 0.4,
+                            options=(("faq/ktp_baru", 0.4), ("faq/ktp_hilang_rusak", 0.35)))
+            return {"garda": routed.as_dict()}
+
+    content = Content.load()
+    typed = iter(["ktp", "2"])
+
+    def read(prompt: str) -> str:
+        try:
+            return next(typed)
+        except StopIteration:
+            raise EOFError from None
+
+    shown: list[str] = []
+    chat_loop(Brain(Ambiguous(), content), read, shown.append)
+    screen = "\n".join(shown)
+    assert "[2] " + content.title("utter_faq/ktp_hilang_rusak") in screen
+    answer = content.render("utter_faq/ktp_hilang_rusak").splitlines()[0]
+    assert answer in screen.split("[3]", 1)[1]  # answered after the buttons were shown
+
+
+def test_run_refuses_a_configured_channel_it_cannot_serve_yet() -> None:
+    result = _garda("run", env={"GARDA_TELEGRAM_TOKEN": "123:dummy"})
+    assert result.returncode == 2
+    assert "GARDA_TELEGRAM_TOKEN" in result.stderr
+    assert "123:dummy" not in result.stderr + result.stdout
