@@ -23,6 +23,7 @@ logger = logging.getLogger(__name__)
 MAX_NLU_CHARS = 2000
 RETRIEVAL_INTENT = "faq"
 NONE_PAYLOAD = "/none"
+OUT_OF_SCOPE = "out_of_scope"
 COMMANDS = {"/start": "greet", "/help": "capabilities", "/menu": "capabilities"}
 
 
@@ -62,22 +63,22 @@ class Brain:
         if stripped.startswith("/"):
             command = stripped.split(maxsplit=1)[0].split("@", 1)[0].lower()
             if command in COMMANDS:
-                return self._answer(original, sender, COMMANDS[command], 1.0)
+                return self._decision(original, sender, ANSWER, COMMANDS[command], 1.0)
             if command == NONE_PAYLOAD:
-                return self._fallback(original, sender, None, 0.0, "utter_fallback")
+                return self._decision(original, sender, FALLBACK, None, 0.0, "utter_fallback")
             topic = command[1:]
             if topic in self.topics:
-                return self._answer(original, sender, topic, 1.0)
+                return self._decision(original, sender, ANSWER, topic, 1.0)
             # An unknown "/word": Rasa would read it as an intent; read it as text instead.
             stripped = stripped.lstrip("/")
 
         if not self.normalizer.normalize(stripped[:MAX_NLU_CHARS]):
-            return self._fallback(original, sender, None, 0.0, "utter_empty")
+            return self._decision(original, sender, FALLBACK, None, 0.0, "utter_empty")
 
         parsed = await self.agent.parse_message(stripped[:MAX_NLU_CHARS])
         routed = Routed.from_dict(parsed.get("garda") or {"route": FALLBACK})
         if routed.route == ANSWER and routed.topic:
-            return self._answer(original, sender, routed.topic, routed.confidence)
+            return self._decision(original, sender, ANSWER, routed.topic, routed.confidence)
         if routed.route == CLARIFY:
             buttons = (
                 *(
@@ -86,44 +87,30 @@ class Brain:
                 ),
                 Button(title="Bukan keduanya", payload=NONE_PAYLOAD),
             )
-            return Decision(
-                text=original,
-                route=CLARIFY,
-                intent=routed.topic,
-                confidence=routed.confidence,
-                category=None,
-                hoax_id=None,
-                reply=self.content.render("utter_clarify"),
-                buttons=buttons,
-                sender=sender,
-            )
-        reply = "utter_out_of_scope" if routed.topic == "out_of_scope" else "utter_fallback"
-        if routed.confidence < 1e-9:
-            reply = "utter_fallback"
-        return self._fallback(original, sender, routed.topic, routed.confidence, reply)
+            return self._decision(original, sender, CLARIFY, routed.topic, routed.confidence,
+                                  "utter_clarify", buttons)
+        reply = "utter_out_of_scope" if routed.topic == OUT_OF_SCOPE else "utter_fallback"
+        return self._decision(original, sender, FALLBACK, routed.topic, routed.confidence, reply)
 
-    def _answer(self, text: str, sender: str | None, topic: str, confidence: float) -> Decision:
-        return Decision(
-            text=text,
-            route=ANSWER,
-            intent=topic,
-            confidence=confidence,
-            category=None,
-            hoax_id=None,
-            reply=self.content.render(response_for(topic)),
-            sender=sender,
-        )
-
-    def _fallback(
-        self, text: str, sender: str | None, intent: str | None, confidence: float, response: str
+    def _decision(
+        self,
+        text: str,
+        sender: str | None,
+        route: str,
+        intent: str | None,
+        confidence: float,
+        response: str | None = None,
+        buttons: tuple[Button, ...] = (),
     ) -> Decision:
+        """A Decision whose reply is the approved ``response`` (default: the intent's own)."""
         return Decision(
             text=text,
-            route=FALLBACK,
+            route=route,
             intent=intent,
             confidence=confidence,
             category=None,
             hoax_id=None,
-            reply=self.content.render(response),
+            reply=self.content.render(response or response_for(str(intent))),
+            buttons=buttons,
             sender=sender,
         )
