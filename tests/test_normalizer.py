@@ -93,3 +93,20 @@ def test_extra_lexicon_never_overrides_curated_entries(tmp_path) -> None:
     extra.write_text("gmn,gimana\nzzkata,kata baru\n", encoding="utf-8")
     norm = Normalizer([extra, tmp_path / "missing.csv"])
     assert norm.normalize("gmn zzkata") == "bagaimana kata baru"
+
+
+@pytest.mark.shared_data
+@pytest.mark.parametrize(
+    "name", ["salsabila2018_colloquial_lexicon.csv", "ibrohim2019_kamusalay.csv"]
+)
+def test_public_lexicons_load_as_optional_extra_lexicons(shared_data, name: str) -> None:
+    path = shared_data / "lexicon" / name
+    external = load_lexicon(path)  # one has a slang,formal header, the other none
+    assert len(external) > 1000
+    norm = Normalizer([path])
+    curated = Normalizer()
+    # A slang form only the external lexicon knows is rewritten; curated entries still win.
+    only_external = next(k for k in sorted(external)
+                         if k.isalpha() and k not in curated.lexicon and len(k) > 5)
+    assert norm.normalize(only_external) == external[only_external]
+    assert norm.normalize("gmn") == curated.normalize("gmn")
