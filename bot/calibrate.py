@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import random
 import re
 import shutil
-import subprocess
 import sys
 import time
 from collections import Counter, defaultdict
@@ -28,7 +26,7 @@ import yaml
 
 from bot.nlu_data import read_examples, training_files
 from bot.paths import project_root, state_dir
-from bot.training import TRAIN_ENV, build_spacy_pipeline
+from bot.training import rasa_train
 
 OUT_OF_SCOPE = "out_of_scope"
 FAQ_PREFIX = "faq/"
@@ -121,18 +119,6 @@ def choose_clarify_threshold(observations: Sequence[Observation], answer: float,
     return min(answer, 0.5)
 
 
-def train_on(data_dir: Path, out_dir: Path, name: str, config: Path) -> Path:
-    root = project_root()
-    build_spacy_pipeline()
-    command = [
-        sys.executable, "-m", "rasa", "train", "--config", str(config), "--domain", "domain.yml",
-        "--data", str(data_dir), "--out", str(out_dir), "--fixed-model-name", name,
-    ]
-    subprocess.run(command, cwd=root, env={**os.environ, **TRAIN_ENV}, check=True,
-                   stdout=subprocess.DEVNULL)
-    return out_dir / f"{name}.tar.gz"
-
-
 def observe(model: Path, dev: Sequence[tuple[str, str]]) -> list[Observation]:
     from bot.brain.pipeline import Brain
 
@@ -174,7 +160,7 @@ def run(dev_share: float = 0.2, seed: int = 13, write: bool = False,
     print(f"Training on {len(train)} examples, measuring on {len(dev)} (seed {seed})...",
           file=sys.stderr)
     started = time.monotonic()
-    model = train_on(work / "data", work, "calibration", config)
+    model = rasa_train(config, work / "data", work, "calibration")
     train_seconds = time.monotonic() - started
     observations = observe(model, dev)
     answer, evidence = choose_thresholds(observations)

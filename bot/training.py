@@ -99,6 +99,26 @@ def build_spacy_pipeline(target: Path | None = None) -> Path:
     return target
 
 
+def rasa_train(config: Path | str, data: Path | str, out_dir: Path, name: str,
+               quiet: bool = True) -> Path:
+    """Run `rasa train` from the project root with Garda's seeds and settings.
+
+    Returns the model archive; raises SystemExit when Rasa fails.
+    """
+    state_dir()
+    build_spacy_pipeline()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    command = [
+        sys.executable, "-m", "rasa", "train", "--config", str(config), "--domain", "domain.yml",
+        "--data", str(data), "--out", str(out_dir), "--fixed-model-name", name,
+    ]
+    result = subprocess.run(command, cwd=project_root(), env={**os.environ, **TRAIN_ENV},
+                            check=False, stdout=subprocess.DEVNULL if quiet else None)
+    if result.returncode != 0:
+        raise SystemExit(f"rasa train failed with exit code {result.returncode}")
+    return out_dir / f"{name}.tar.gz"
+
+
 def train(force: bool = False, quiet: bool = False) -> bool:
     """Train if stale (or forced). Returns True when a new model was trained."""
     current = data_hash()
@@ -106,25 +126,11 @@ def train(force: bool = False, quiet: bool = False) -> bool:
         if not quiet:
             print(f"Model is up to date ({model_path()}).", file=sys.stderr)
         return False
-    root = project_root()
-    state_dir()
-    build_spacy_pipeline()
-    models_dir().mkdir(exist_ok=True)
-    partial = f"{MODEL_NAME}-training"
-    command = [
-        sys.executable, "-m", "rasa", "train",
-        "--config", "config.yml", "--domain", "domain.yml", "--data", "data",
-        "--out", str(models_dir()), "--fixed-model-name", partial,
-    ]
     print(f"Training the Rasa model (data hash {current[:12]})...", file=sys.stderr)
     started = time.monotonic()
-    env = {**os.environ, **TRAIN_ENV}
-    result = subprocess.run(command, cwd=root, env=env, check=False,
-                            stdout=subprocess.DEVNULL if quiet else None)
-    if result.returncode != 0:
-        raise SystemExit(f"rasa train failed with exit code {result.returncode}")
+    trained = rasa_train("config.yml", "data", models_dir(), f"{MODEL_NAME}-training", quiet)
     seconds = time.monotonic() - started
-    os.replace(models_dir() / f"{partial}.tar.gz", model_path())
+    os.replace(trained, model_path())
     meta = {
         "data_hash": current,
         "trained_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
