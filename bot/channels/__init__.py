@@ -1,0 +1,1 @@
+"""Chat platforms: parsing and verifying what they send, rendering and sending replies."""
