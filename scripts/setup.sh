@@ -5,6 +5,36 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The tests start their own private PostgreSQL and Redis servers (tests/servers.py), so the
+# server binaries must be installed, and CI is a clean machine: install them when we can.
+# Only the binaries are used. Where services may start, Debian's packages also create and
+# start a "main" cluster on port 5432 and a redis service on 6379; the tests never use them
+# (they pick free ports and their own data directories), so it does not matter if they run.
+missing_server_packages() {
+    local missing=""
+    command -v redis-server >/dev/null 2>&1 || missing="redis-server"
+    if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null \
+        && ! command -v initdb >/dev/null 2>&1; then
+        missing="${missing:+$missing }postgresql"
+    fi
+    echo "$missing"
+}
+
+MISSING_SERVERS=$(missing_server_packages)
+if [ -n "$MISSING_SERVERS" ]; then
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "Installing $MISSING_SERVERS (the tests start private servers from them)" >&2
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            redis-server postgresql >/dev/null
+    else
+        # Not fatal: the rest of Garda runs without them; only the server tests need them.
+        echo "Missing system packages: $MISSING_SERVERS." >&2
+        echo "The tests that need real PostgreSQL/Redis servers will be skipped unless they are" >&2
+        echo "installed (Debian/Ubuntu: sudo apt-get install redis-server postgresql)." >&2
+    fi
+fi
+
 find_python() {
     local candidate
     for candidate in "${GARDA_PYTHON:-}" python3.10 \

@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from servers import PostgresServer, RedisServer, ServerUnavailable  # tests/servers.py
 
 from bot import logs
 
@@ -35,3 +38,61 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"external data not present at {SHARED_DATA} (see shared/data/README.md)")
     return SHARED_DATA
+
+
+def _server_unavailable(reason: str) -> None:
+    """Skip, or fail when GARDA_REQUIRE_SERVERS=1 (CI: server tests must never skip there)."""
+    if os.environ.get("GARDA_REQUIRE_SERVERS") == "1":
+        pytest.fail(f"GARDA_REQUIRE_SERVERS=1 but {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A private redis-server (no persistence) for the whole run; see tests/servers.py."""
+    try:
+        server = RedisServer()
+    except ServerUnavailable as exc:
+        _server_unavailable(str(exc))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A private PostgreSQL cluster for the whole run; see tests/servers.py."""
+    try:
+        server = PostgresServer()
+    except ServerUnavailable as exc:
+        _server_unavailable(str(exc))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """The SQLAlchemy URL of a new, empty database of its own for each test."""
+    url = postgres_server.create_database()
+    yield url
+    postgres_server.drop_database(url.rsplit("/", 1)[1])
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The session Redis server's URL, emptied (FLUSHALL) first, and started again if a test
+    stopped it."""
+    import redis
+
+    redis_server.start()
+    client = redis.Redis.from_url(redis_server.url)
+    try:
+        client.flushall()
+    finally:
+        client.close()
+    return redis_server.url
