@@ -16,8 +16,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("LOG_LEVEL_LIBRARIES", "ERROR")
 os.environ["RASA_TELEMETRY_ENABLED"] = "false"
 
-CHANNEL_ENV = ("GARDA_TELEGRAM_TOKEN", "GARDA_WHATSAPP_TOKEN")
-
 
 def parse_line(line: str) -> tuple[Any, str | None]:
     """A triage input line: JSON with ``text`` (and optional ``sender``), else plain text."""
@@ -55,28 +53,12 @@ def cmd_triage(args: argparse.Namespace) -> int:
     return 0
 
 
-def chat_loop(brain: Any, read: Callable[[str], str], write: Callable[[str], None]) -> None:
-    """The terminal conversation: a typed number picks one of the buttons just shown."""
-    loop = asyncio.new_event_loop()
-    buttons: tuple[Any, ...] = ()
-    try:
-        while True:
-            try:
-                text = read("Anda  > ")
-            except (EOFError, KeyboardInterrupt):
-                write("")
-                return
-            choice = text.strip()
-            if buttons and choice.isdigit() and 1 <= int(choice) <= len(buttons):
-                text = buttons[int(choice) - 1].payload
-            decision = loop.run_until_complete(brain.decide(text, "local"))
-            write("Garda > " + decision.reply.replace("\n", "\n        "))
-            buttons = decision.buttons
-            for number, button in enumerate(buttons, 1):
-                write(f"        [{number}] {button.title}")
-            write("")
-    finally:
-        loop.close()
+def chat_loop(brain: Any, read: Callable[[str], str], write: Callable[[str], None],
+              settings: Any = None) -> None:
+    """The terminal conversation (see bot.gateway.local): same path as Telegram/WhatsApp."""
+    from bot.gateway.local import chat_loop as run_chat
+
+    run_chat(brain, read, write, settings)
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
@@ -93,18 +75,47 @@ def cmd_chat(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    configured = [name for name in CHANNEL_ENV if os.environ.get(name)]
-    if configured:
-        print(
-            f"{', '.join(configured)} is set, but the Telegram/WhatsApp gateway is not part "
-            "of this version yet. Unset it to run the local chat.",
-            file=sys.stderr,
-        )
-        return 2
-    from bot.training import train
+    from bot import config
+    from bot.gateway.runtime import WORKER
 
-    train(quiet=True)
-    return cmd_chat(args)
+    try:
+        settings = config.load()
+    except config.ConfigError as error:
+        print(f"garda run: {error}", file=sys.stderr)
+        return 2
+    problems = settings.problems()
+    if args.role != "all" and not settings.redis_url:
+        problems.append(
+            f"--role {args.role} runs part of Garda in its own process; the parts share work "
+            "through Redis, so GARDA_REDIS_URL must be set"
+        )
+    if problems:
+        for problem in problems:
+            print(f"garda run: {problem}", file=sys.stderr)
+        return 2
+    if args.role in ("all", WORKER):
+        from bot.training import train
+
+        train(quiet=True)
+    if not settings.any_channel and args.role == "all":
+        return cmd_chat(args)
+    from bot.gateway.app import serve
+
+    serve(settings, args.role)
+    return 0
+
+
+def cmd_retention(args: argparse.Namespace) -> int:
+    from bot import config
+    from bot.store.db import Database
+
+    settings = config.load()
+    db = Database(settings.database_url)
+    db.upgrade()
+    result = db.purge(settings.retention_days)
+    print(f"retention {settings.retention_days} days: emptied {result['emptied']} message(s), "
+          f"deleted {result['deleted']} row(s)")
+    return 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -148,9 +159,18 @@ def build_parser() -> argparse.ArgumentParser:
         "triage", help="read messages on stdin (lines or JSON lines), print one Decision per line"
     ).set_defaults(func=cmd_triage)
     sub.add_parser("chat", help="chat with Garda in the terminal").set_defaults(func=cmd_chat)
+    run = sub.add_parser(
+        "run", help="run Garda: the gateway when a channel is configured, else the local chat"
+    )
+    run.add_argument(
+        "--role", choices=("all", "gateway", "worker"), default="all",
+        help="all (default): one process does everything; gateway: receive only; worker: "
+        "answer only (gateway and worker processes share PostgreSQL and Redis)",
+    )
+    run.set_defaults(func=cmd_run)
     sub.add_parser(
-        "run", help="run Garda (with no channel configured: the local terminal chat)"
-    ).set_defaults(func=cmd_run)
+        "retention", help="delete conversation content older than GARDA_RETENTION_DAYS now"
+    ).set_defaults(func=cmd_retention)
     train = sub.add_parser("train", help="train the model if it is older than its data")
     train.add_argument("--force", action="store_true", help="train even if up to date")
     train.set_defaults(func=cmd_train)

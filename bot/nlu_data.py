@@ -10,7 +10,9 @@ import yaml
 from bot.paths import project_root
 
 # Responses the brain can send besides one per intent and FAQ topic.
-SYSTEM_RESPONSES = ("utter_clarify", "utter_fallback", "utter_empty", "utter_out_of_scope")
+SYSTEM_RESPONSES = (
+    "utter_clarify", "utter_fallback", "utter_empty", "utter_out_of_scope", "utter_media",
+)
 
 
 def read_examples(paths: Iterable[Path]) -> list[tuple[str, str]]:

@@ -34,10 +34,11 @@ def test_run_starts_the_local_chat_and_answers_in_order(trained_model: Path) -> 
     assert out.index(greet) < out.index(ktp) < out.index(empty)
 
 
-def test_a_typed_number_picks_the_offered_button() -> None:
+def test_a_typed_number_picks_the_offered_button(tmp_path: Path) -> None:
     from bot.brain.pipeline import Brain
     from bot.brain.ranking import Routed
     from bot.cli import chat_loop
+    from bot.config import Settings
 
     class Ambiguous:
         async def parse_message(self, text: str) -> dict:
@@ -55,9 +56,19 @@ def test_a_typed_number_picks_the_offered_button() -> None:
             raise EOFError from None
 
     shown: list[str] = []
-    chat_loop(Brain(Ambiguous(), content), read, shown.append)
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'chat.db'}")
+    chat_loop(Brain(Ambiguous(), content), read, shown.append, settings)
     screen = "\n".join(shown)
     assert "[2] " + content.title("utter_faq/ktp_hilang_rusak") in screen
+    # The typed "2" went through the gateway path as a button press, and was answered.
+    assert content.render("utter_faq/ktp_hilang_rusak").splitlines()[0] in screen
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(settings.database_url)
+    with engine.connect() as conn:
+        kinds = [r[0] for r in conn.execute(text("SELECT kind FROM inbound ORDER BY id"))]
+        sent = conn.execute(text("SELECT count(*) FROM outbox WHERE status = 'sent'")).scalar()
+    assert kinds == ["text", "button"] and sent == 2
     answer = content.render("utter_faq/ktp_hilang_rusak").splitlines()[0]
     assert answer in screen.split("[3]", 1)[1]  # answered after the buttons were shown
 

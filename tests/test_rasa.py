@@ -23,7 +23,7 @@ def _rasa(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 # Sent by bot.brain itself (no intent leads to them), so no Rasa rule uses them.
-BRAIN_ONLY_RESPONSES = ("utter_clarify", "utter_empty", "utter_fallback")
+BRAIN_ONLY_RESPONSES = ("utter_clarify", "utter_empty", "utter_fallback", "utter_media")
 
 
 def test_rasa_data_validate_passes_without_unexplained_warnings() -> None:

@@ -92,6 +92,14 @@ class Brain:
         reply = "utter_out_of_scope" if routed.topic == OUT_OF_SCOPE else "utter_fallback"
         return self._decision(original, sender, FALLBACK, routed.topic, routed.confidence, reply)
 
+    def media(self, sender: str | None = None, detail: str | None = None) -> Decision:
+        """A photo, voice note, sticker, location or file: Garda reads text only."""
+        return self._decision("", sender, FALLBACK, None, 0.0, "utter_media")
+
+    def failure(self, text: str, sender: str | None = None) -> Decision:
+        """The approved reply when deciding failed (a bug or a broken model): never silence."""
+        return self._decision(text, sender, FALLBACK, None, 0.0, "utter_fallback")
+
     def _decision(
         self,
         text: str,

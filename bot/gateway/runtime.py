@@ -1,0 +1,397 @@
+"""The message path behind the web app: store, queue, decide, reply.
+
+    webhook -> Runtime.ingest  (one SQL row per platform message id, then the queue)
+    queue   -> worker          (one conversation at a time, oldest message first)
+            -> brain           (on its own thread: deciding is CPU work)
+            -> outbox rows     (written with the decision, in one transaction)
+            -> channel.send    (retried with backoff; a row once sent is never sent again)
+
+Roles: ``gateway`` receives (webhooks, Telegram long polling); ``worker`` answers; ``all``
+is both in one process (the embedded default: SQLite and the in-process queue).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import threading
+import time
+from collections.abc import Callable, Coroutine, Mapping
+from concurrent.futures import Future
+from typing import Any, TypeVar
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from bot.brain.decision import Decision
+from bot.channels.base import MEDIA, Channel, Inbound, Outgoing, SendContext, SendError, StatusEvent
+from bot.config import Settings
+from bot.gateway import metrics
+from bot.store.db import ConversationRow, Database, InboundRow, OutboxRow, Stored
+from bot.store.models import QUEUED, utcnow
+from bot.store.queue import QueueUnavailable, WorkQueue
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+GATEWAY = "gateway"
+WORKER = "worker"
+ROLES = {"all": {GATEWAY, WORKER}, GATEWAY: {GATEWAY}, WORKER: {WORKER}}
+
+MAX_ATTEMPTS = 8
+WAIT_IN_PLACE = 10.0      # retry waits up to this long are waited out holding the order
+SWEEP_SECONDS = 5.0
+RETENTION_SECONDS = 3600.0
+
+
+class StoreUnavailable(RuntimeError):
+    """The database cannot keep a message right now (the gateway answers 503)."""
+
+
+def backoff(attempt: int) -> float:
+    return float(min(60.0, 0.5 * 2 ** max(0, attempt - 1)))
+
+
+class BrainRunner:
+    """The brain on its own thread and event loop.
+
+    Rasa's parse is CPU work inside an ``async`` function; run on the web app's loop it
+    would hold up webhook acknowledgements. Here the gateway's loop only awaits a future.
+    The model is loaded on that thread too, in the background, so the web app serves (and
+    stores messages) while it loads.
+    """
+
+    def __init__(self, load: Callable[[], Any]) -> None:
+        self._load = load
+        self.brain: Any = None
+        self.error: BaseException | None = None
+        self.ready = threading.Event()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run, name="garda-brain", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        try:
+            self.brain = self._load()
+        except BaseException as error:  # reported through readiness and by the workers
+            self.error = error
+            logger.exception("the brain could not be loaded")
+        finally:
+            self.ready.set()
+        self._loop.run_forever()
+
+    async def wait_ready(self) -> Any:
+        await asyncio.to_thread(self.ready.wait)
+        if self.error is not None:
+            raise RuntimeError("the brain could not be loaded") from self.error
+        return self.brain
+
+    def _submit(self, coro: Coroutine[Any, Any, T]) -> Future[T]:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop)
+
+    async def decide(self, message: InboundRow) -> Decision:
+        brain = await self.wait_ready()
+        if message.kind == MEDIA:
+            return brain.media(None, message.detail)
+        return await asyncio.wrap_future(self._submit(brain.decide(message.text, None)))
+
+    def failure(self, message: InboundRow) -> Decision:
+        return self.brain.failure(message.text)
+
+    def close(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+
+
+class Runtime:
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        queue: WorkQueue,
+        channels: Mapping[str, Channel],
+        *,
+        role: str = "all",
+        brain: BrainRunner | None = None,
+    ) -> None:
+        if role not in ROLES:
+            raise ValueError(f"unknown role {role!r}")
+        self.settings = settings
+        self.db = db
+        self.queue = queue
+        self.channels = dict(channels)
+        self.roles = ROLES[role]
+        self.brain = brain
+        self._stopping = asyncio.Event()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._timers: set[asyncio.Task[Any]] = set()
+        self._queue_was_down = False
+
+    # -- receiving --------------------------------------------------------------------
+
+    async def ingest(self, message: Inbound) -> Stored:
+        """Keep a message and put its conversation on the queue.
+
+        Raises StoreUnavailable or QueueUnavailable when it cannot: the webhook then
+        answers 503 and the platform delivers the message again (a replay of a stored but
+        not yet answered message is enqueued again, never stored twice).
+        """
+        try:
+            stored = await asyncio.to_thread(self.db.store_inbound, message)
+        except SQLAlchemyError as error:
+            metrics.ERRORS.labels("store").inc()
+            raise StoreUnavailable(type(error).__name__) from error
+        if stored.duplicate:
+            metrics.DUPLICATES.labels(message.channel).inc()
+            if stored.status != QUEUED:
+                return stored
+        else:
+            metrics.MESSAGES_IN.labels(message.channel).inc()
+        try:
+            await self.queue.push(stored.conversation_id)
+        except QueueUnavailable:
+            metrics.ERRORS.labels("queue").inc()
+            raise
+        return stored
+
+    async def record_statuses(self, events: list[StatusEvent]) -> None:
+        if not events:
+            return
+        try:
+            await asyncio.to_thread(self.db.record_statuses, events)
+        except SQLAlchemyError as error:
+            metrics.ERRORS.labels("store").inc()
+            raise StoreUnavailable(type(error).__name__) from error
+        for ev in events:
+            metrics.DELIVERY.labels(ev.channel, ev.status).inc()
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    async def start(self) -> None:
+        for channel in self.channels.values():
+            await channel.start()
+        if WORKER in self.roles:
+            if self.brain is None:
+                raise ValueError("a worker needs a brain")
+            for number in range(self.settings.worker_concurrency):
+                self._spawn(self._worker(), f"worker-{number}")
+            self._spawn(self._sweeper(), "sweeper")
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
+        self._tasks.append(asyncio.create_task(coro, name=name))
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        tasks = [*self._tasks, *self._timers]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        for channel in self.channels.values():
+            with contextlib.suppress(Exception):
+                await channel.stop()
+        with contextlib.suppress(Exception):
+            await self.queue.close()
+        if self.brain is not None:
+            self.brain.close()
+
+    async def readiness(self) -> dict[str, str]:
+        checks: dict[str, str] = {}
+        try:
+            await asyncio.to_thread(self.db.ping)
+            checks["database"] = "ok"
+        except SQLAlchemyError as error:
+            checks["database"] = f"down ({type(error).__name__})"
+        try:
+            await self.queue.ping()
+            checks["queue"] = "ok"
+        except QueueUnavailable as error:
+            checks["queue"] = f"down ({error})"
+        if WORKER in self.roles and self.brain is not None:
+            if not self.brain.ready.is_set():
+                checks["brain"] = "loading"
+            else:
+                checks["brain"] = "ok" if self.brain.error is None else "failed to load"
+        return checks
+
+    # -- working ----------------------------------------------------------------------
+
+    def later(self, conversation_id: int, delay: float) -> None:
+        """Put a conversation back on the queue after ``delay`` seconds."""
+
+        async def push() -> None:
+            await asyncio.sleep(delay)
+            with contextlib.suppress(QueueUnavailable):
+                await self.queue.push(conversation_id)
+
+        task = asyncio.create_task(push())
+        self._timers.add(task)
+        task.add_done_callback(self._timers.discard)
+
+    async def _worker(self) -> None:
+        assert self.brain is not None
+        with contextlib.suppress(RuntimeError):
+            await self.brain.wait_ready()
+        pause = 0.5
+        while not self._stopping.is_set():
+            try:
+                conversation_id = await self.queue.pop(timeout=1.0)
+            except QueueUnavailable:
+                self._queue_was_down = True
+                metrics.ERRORS.labels("queue").inc()
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 5.0)
+                continue
+            pause = 0.5
+            if self._queue_was_down:
+                # Redis came back: what it held may be gone; SQL knows what is unanswered.
+                self._queue_was_down = False
+                await self.sweep(queued_after=0.0)
+            if conversation_id is None:
+                continue
+            try:
+                await self.work_on(conversation_id)
+            except QueueUnavailable:
+                self._queue_was_down = True
+                metrics.ERRORS.labels("queue").inc()
+            except SQLAlchemyError:
+                metrics.ERRORS.labels("store").inc()
+                logger.exception("database error while answering conversation %s",
+                                 conversation_id)
+                await asyncio.sleep(1.0)
+                self.later(conversation_id, 1.0)
+            except Exception:
+                metrics.ERRORS.labels("worker").inc()
+                logger.exception("error while answering conversation %s", conversation_id)
+
+    async def work_on(self, conversation_id: int) -> None:
+        """Answer every queued message of one conversation, in order, holding its lock.
+
+        If another worker holds the lock it is answering this conversation already and
+        will see the new message: after releasing the lock it looks for queued messages
+        once more, so none is left behind.
+        """
+        async with self.queue.lock(f"conversation:{conversation_id}") as held:
+            if not held:
+                return
+            await self._answer_all(conversation_id)
+        if await asyncio.to_thread(self.db.has_queued, conversation_id):
+            await self.queue.push(conversation_id)
+
+    async def _answer_all(self, conversation_id: int) -> None:
+        conversation = await asyncio.to_thread(self.db.conversation, conversation_id)
+        channel = self.channels.get(conversation.channel)
+        if channel is None:
+            logger.error("no %s channel configured for conversation %s",
+                         conversation.channel, conversation_id)
+            return
+        if not await self._flush(conversation, channel):
+            return  # an earlier reply waits for a retry: later answers wait behind it
+        while not self._stopping.is_set():
+            message = await asyncio.to_thread(self.db.claim_next, conversation_id)
+            if message is None:
+                return
+            decision = await self._decide(message)
+            calls = channel.render(decision.reply, decision.buttons, message.as_inbound())
+            await asyncio.to_thread(self.db.save_decision, message, decision, calls)
+            metrics.DECISIONS.labels(message.channel, decision.route).inc()
+            conversation = await asyncio.to_thread(self.db.conversation, conversation_id)
+            if not await self._flush(conversation, channel):
+                return
+
+    async def _decide(self, message: InboundRow) -> Decision:
+        assert self.brain is not None
+        started = time.perf_counter()
+        try:
+            return await self.brain.decide(message)
+        except Exception:
+            metrics.ERRORS.labels("brain").inc()
+            logger.exception("the brain failed on inbound message %s", message.id)
+            return self.brain.failure(message)
+        finally:
+            metrics.BRAIN_SECONDS.observe(time.perf_counter() - started)
+
+    async def _flush(self, conversation: ConversationRow, channel: Channel) -> bool:
+        """Send the conversation's pending replies in order. False if one must wait."""
+        rows = await asyncio.to_thread(self.db.pending_outbox, conversation.id)
+        for row in rows:
+            if not await self._send(row, conversation, channel):
+                return False
+        return True
+
+    async def _send(self, row: OutboxRow, conversation: ConversationRow, channel: Channel) -> bool:
+        context = SendContext(conversation.chat_id, conversation.last_inbound_at, row.is_group)
+        attempts = row.attempts
+        while True:
+            due = row.next_attempt_at if attempts else None
+            if due is not None and due > utcnow():
+                wait = (due - utcnow()).total_seconds()
+                if wait > WAIT_IN_PLACE:
+                    self.later(conversation.id, wait)
+                    return False
+                await asyncio.sleep(wait)
+            if not await asyncio.to_thread(self.db.mark_sending, row.id):
+                return True  # another worker took it (its lock lapsed); it is theirs now
+            attempts += 1
+            try:
+                result = await channel.send(Outgoing(row.method, row.payload), context)
+            except SendError as error:
+                metrics.MESSAGES_OUT.labels(row.channel, "retry" if error.retryable
+                                            else "failed").inc()
+                if not error.retryable or attempts >= MAX_ATTEMPTS:
+                    logger.warning("reply %s not delivered: %s", row.id, error.reason)
+                    await asyncio.to_thread(self.db.mark_failed, row.id, error.reason)
+                    return True
+                wait = error.retry_after if error.retry_after is not None else backoff(attempts)
+                due_at = utcnow() + dt.timedelta(seconds=wait)
+                await asyncio.to_thread(self.db.mark_retry, row.id, due_at, error.reason)
+                row = OutboxRow(**{**row.__dict__, "next_attempt_at": due_at,
+                                   "status": "pending", "attempts": attempts})
+                continue
+            except Exception as error:
+                # Unknown outcome: the platform may have the message. Never send it again.
+                metrics.MESSAGES_OUT.labels(row.channel, "unknown").inc()
+                logger.exception("reply %s: unexpected error while sending", row.id)
+                await asyncio.to_thread(self.db.mark_failed, row.id,
+                                        f"unknown outcome: {type(error).__name__}")
+                return True
+            await asyncio.to_thread(self.db.mark_sent, row.id, result.platform_message_id)
+            metrics.MESSAGES_OUT.labels(row.channel, "sent").inc()
+            if row.received_at is not None:
+                metrics.REPLY_SECONDS.labels(row.channel).observe(
+                    (utcnow() - row.received_at).total_seconds())
+            return True
+
+    # -- housekeeping -----------------------------------------------------------------
+
+    async def sweep(self, queued_after: float = 10.0) -> int:
+        """Enqueue conversations whose work the queue may have lost; refresh the depth gauge."""
+        try:
+            ids = await asyncio.to_thread(self.db.recover, queued_after=queued_after)
+            metrics.QUEUE_DEPTH.set(await asyncio.to_thread(self.db.backlog))
+        except SQLAlchemyError:
+            metrics.ERRORS.labels("store").inc()
+            return 0
+        for conversation_id in ids:
+            try:
+                await self.queue.push(conversation_id)
+            except QueueUnavailable:
+                self._queue_was_down = True
+                return 0
+        return len(ids)
+
+    async def _sweeper(self) -> None:
+        last_purge = 0.0
+        while not self._stopping.is_set():
+            await asyncio.sleep(SWEEP_SECONDS)
+            await self.sweep()
+            if time.monotonic() - last_purge > RETENTION_SECONDS:
+                last_purge = time.monotonic()
+                try:
+                    await asyncio.to_thread(self.db.purge, self.settings.retention_days)
+                except SQLAlchemyError:
+                    metrics.ERRORS.labels("store").inc()

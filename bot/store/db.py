@@ -1,0 +1,469 @@
+"""The SQL record: one :class:`Database` over a SQLite file (embedded default) or PostgreSQL.
+
+Every method is synchronous and short; the async gateway and workers call them in a
+thread (``asyncio.to_thread``). Each method is one transaction, so a crash leaves either
+all of a step or none of it: an inbound message and its conversation, a decision and all
+of its outbox rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import and_, create_engine, delete, event, func, or_, select, text, update
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.pool import QueuePool
+
+from bot.channels.base import Inbound, Outgoing, StatusEvent
+from bot.store.models import (
+    DONE,
+    FAILED,
+    PENDING,
+    PROCESSING,
+    QUEUED,
+    SENDING,
+    SENT,
+    UNKNOWN,
+    conversations,
+    delivery_events,
+    inbound,
+    outbox,
+    utcnow,
+)
+
+logger = logging.getLogger(__name__)
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+# WhatsApp may resend a webhook for days; its message ids are kept at least this long
+# (longer than Meta's 7 days), even when conversation content is deleted sooner.
+DEDUPE_DAYS = 8
+DELIVERY_ORDER = {"sent": 1, "delivered": 2, "read": 3, "failed": 4}
+
+
+@dataclass(frozen=True)
+class Stored:
+    """The outcome of storing one inbound message."""
+
+    conversation_id: int
+    inbound_id: int
+    duplicate: bool
+    status: str
+
+
+@dataclass(frozen=True)
+class InboundRow:
+    id: int
+    conversation_id: int
+    channel: str
+    chat_id: str
+    platform_id: str
+    kind: str
+    detail: str | None
+    text: str
+    reply_to: str | None
+    callback_id: str | None
+    is_group: bool
+    received_at: dt.datetime
+
+    def as_inbound(self) -> Inbound:
+        return Inbound(
+            channel=self.channel, platform_id=self.platform_id, chat_id=self.chat_id,
+            kind=self.kind, text=self.text, detail=self.detail, reply_to=self.reply_to,
+            callback_id=self.callback_id, is_group=self.is_group,
+        )
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    id: int
+    inbound_id: int
+    seq: int
+    conversation_id: int
+    channel: str
+    method: str
+    payload: dict[str, Any]
+    status: str
+    attempts: int
+    next_attempt_at: dt.datetime | None
+    platform_message_id: str | None = None
+    received_at: dt.datetime | None = None  # when its inbound message was stored
+    is_group: bool = False
+
+
+@dataclass(frozen=True)
+class ConversationRow:
+    id: int
+    channel: str
+    chat_id: str
+    last_inbound_at: dt.datetime | None
+
+
+def aware(value: dt.datetime | None) -> dt.datetime | None:
+    """SQLite hands datetimes back naive; every stored datetime is UTC."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=dt.timezone.utc)
+
+
+def _sqlite_setup(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event issue BEGIN IMMEDIATE: a write transaction takes
+        # the write lock up front instead of failing half-way with "database is locked".
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        # One connection: the embedded default is one process, and SQLite takes one writer.
+        engine = create_engine(url, future=True, poolclass=QueuePool, pool_size=1,
+                               max_overflow=0, pool_timeout=60,
+                               connect_args={"check_same_thread": False, "timeout": 30})
+        _sqlite_setup(engine)
+        return engine
+    return create_engine(url, future=True, pool_size=10, max_overflow=10, pool_pre_ping=True,
+                         pool_timeout=10)
+
+
+class Database:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def upgrade(self) -> None:
+        """Bring the schema to the newest Alembic revision (safe to run every start)."""
+        from alembic import command
+        from alembic.config import Config
+
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        with self.engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
+
+    def ping(self) -> None:
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    # -- inbound ---------------------------------------------------------------------
+
+    def store_inbound(self, message: Inbound, now: dt.datetime | None = None) -> Stored:
+        """Keep one inbound message; a second delivery of the same platform id is a duplicate.
+
+        Uniqueness is the database's (channel, platform_id) constraint, so concurrent
+        deliveries of one update across any number of gateway processes store one row.
+        """
+        now = now or utcnow()
+        try:
+            with self.engine.begin() as conn:
+                conversation_id = self._conversation(conn, message.channel, message.chat_id)
+                seen_at = min(message.sent_at or now, now)
+                conn.execute(
+                    update(conversations)
+                    .where(conversations.c.id == conversation_id)
+                    .where(or_(conversations.c.last_inbound_at.is_(None),
+                               conversations.c.last_inbound_at < seen_at))
+                    .values(last_inbound_at=seen_at)
+                )
+                inbound_id = conn.execute(
+                    inbound.insert().values(
+                        channel=message.channel, platform_id=message.platform_id,
+                        conversation_id=conversation_id, kind=message.kind,
+                        detail=message.detail, text=message.text, reply_to=message.reply_to,
+                        callback_id=message.callback_id, is_group=message.is_group,
+                        sent_at=message.sent_at, received_at=now, status=QUEUED,
+                    )
+                ).inserted_primary_key[0]
+                return Stored(conversation_id, int(inbound_id), False, QUEUED)
+        except IntegrityError:
+            with self.engine.connect() as conn:
+                row = conn.execute(
+                    select(inbound.c.id, inbound.c.conversation_id, inbound.c.status).where(
+                        inbound.c.channel == message.channel,
+                        inbound.c.platform_id == message.platform_id,
+                    )
+                ).first()
+            if row is None:  # the conflict was on the conversation, raced by another writer
+                return self.store_inbound(message, now)
+            return Stored(int(row.conversation_id), int(row.id), True, str(row.status))
+
+    def _conversation(self, conn: Connection, channel: str, chat_id: str) -> int:
+        found = conn.execute(
+            select(conversations.c.id).where(
+                conversations.c.channel == channel, conversations.c.chat_id == chat_id
+            )
+        ).scalar()
+        if found is not None:
+            return int(found)
+        return int(
+            conn.execute(
+                conversations.insert().values(channel=channel, chat_id=chat_id, created_at=utcnow())
+            ).inserted_primary_key[0]
+        )
+
+    def claim_next(self, conversation_id: int, now: dt.datetime | None = None) -> InboundRow | None:
+        """Take the oldest queued message of a conversation (arrival order)."""
+        now = now or utcnow()
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                select(inbound, conversations.c.chat_id)
+                .join(conversations, conversations.c.id == inbound.c.conversation_id)
+                .where(inbound.c.conversation_id == conversation_id, inbound.c.status == QUEUED)
+                .order_by(inbound.c.id)
+                .limit(1)
+            ).first()
+            if row is None:
+                return None
+            claimed = conn.execute(
+                update(inbound)
+                .where(inbound.c.id == row.id, inbound.c.status == QUEUED)
+                .values(status=PROCESSING, claimed_at=now)
+            ).rowcount
+            if claimed != 1:
+                return None
+        return InboundRow(
+            id=row.id, conversation_id=row.conversation_id, channel=row.channel,
+            chat_id=row.chat_id, platform_id=row.platform_id, kind=row.kind, detail=row.detail,
+            text=row.text or "", reply_to=row.reply_to, callback_id=row.callback_id,
+            is_group=bool(row.is_group), received_at=aware(row.received_at) or now,
+        )
+
+    def save_decision(
+        self, message: InboundRow, decision: Any, calls: Sequence[Outgoing],
+        now: dt.datetime | None = None,
+    ) -> None:
+        """Record the decision and every reply call at once (one reply per inbound message)."""
+        now = now or utcnow()
+        values = dict(status=DONE, decided_at=now, route=decision.route, intent=decision.intent,
+                      confidence=float(decision.confidence), category=decision.category)
+        try:
+            with self.engine.begin() as conn:
+                for seq, call in enumerate(calls):
+                    conn.execute(outbox.insert().values(
+                        inbound_id=message.id, seq=seq, conversation_id=message.conversation_id,
+                        channel=message.channel, method=call.method,
+                        payload=json.dumps(call.payload, ensure_ascii=False), status=PENDING,
+                        attempts=0, created_at=now,
+                    ))
+                conn.execute(update(inbound).where(inbound.c.id == message.id).values(**values))
+        except IntegrityError:
+            # Its replies were already recorded (a recovered claim): keep those, only once.
+            with self.engine.begin() as conn:
+                conn.execute(update(inbound).where(inbound.c.id == message.id).values(**values))
+
+    # -- outbox ----------------------------------------------------------------------
+
+    def pending_outbox(self, conversation_id: int) -> list[OutboxRow]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(outbox, inbound.c.received_at, inbound.c.is_group)
+                .join(inbound, inbound.c.id == outbox.c.inbound_id)
+                .where(outbox.c.conversation_id == conversation_id, outbox.c.status == PENDING)
+                .order_by(outbox.c.inbound_id, outbox.c.seq)
+            ).all()
+        return [self._outbox_row(row) for row in rows]
+
+    def outbox_for(self, inbound_id: int) -> list[OutboxRow]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(outbox).where(outbox.c.inbound_id == inbound_id).order_by(outbox.c.seq)
+            ).all()
+        return [self._outbox_row(row) for row in rows]
+
+    @staticmethod
+    def _outbox_row(row: Any) -> OutboxRow:
+        return OutboxRow(
+            id=row.id, inbound_id=row.inbound_id, seq=row.seq,
+            conversation_id=row.conversation_id, channel=row.channel, method=row.method,
+            payload=json.loads(row.payload or "{}"), status=row.status, attempts=row.attempts,
+            next_attempt_at=aware(row.next_attempt_at),
+            platform_message_id=row.platform_message_id,
+            received_at=aware(getattr(row, "received_at", None)),
+            is_group=bool(getattr(row, "is_group", False)),
+        )
+
+    def mark_sending(self, outbox_id: int) -> bool:
+        """Claim a pending row for one send attempt; False if someone else has it.
+
+        ``next_attempt_at`` then records when the attempt started, so that recovery can tell
+        a send left in flight by a crash."""
+        with self.engine.begin() as conn:
+            return conn.execute(
+                update(outbox)
+                .where(outbox.c.id == outbox_id, outbox.c.status == PENDING)
+                .values(status=SENDING, attempts=outbox.c.attempts + 1,
+                        next_attempt_at=utcnow())
+            ).rowcount == 1
+
+    def mark_sent(self, outbox_id: int, platform_message_id: str | None) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(outbox).where(outbox.c.id == outbox_id).values(
+                status=SENT, sent_at=utcnow(), platform_message_id=platform_message_id,
+                error=None))
+
+    def mark_retry(self, outbox_id: int, due: dt.datetime, error: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(outbox).where(outbox.c.id == outbox_id).values(
+                status=PENDING, next_attempt_at=due, error=error[:200]))
+
+    def mark_failed(self, outbox_id: int, error: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(outbox).where(outbox.c.id == outbox_id).values(
+                status=FAILED, error=error[:200]))
+
+    def conversation(self, conversation_id: int) -> ConversationRow:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(conversations).where(conversations.c.id == conversation_id)
+            ).one()
+        return ConversationRow(row.id, row.channel, row.chat_id, aware(row.last_inbound_at))
+
+    # -- delivery reports ------------------------------------------------------------
+
+    def record_statuses(self, events: Iterable[StatusEvent]) -> int:
+        count = 0
+        with self.engine.begin() as conn:
+            for ev in events:
+                conn.execute(delivery_events.insert().values(
+                    channel=ev.channel, platform_message_id=ev.platform_message_id,
+                    status=ev.status[:16], at=ev.at, error=(ev.error or None) and ev.error[:200],
+                    received_at=utcnow(),
+                ))
+                rank = DELIVERY_ORDER.get(ev.status, 0)
+                lower = [s for s, r in DELIVERY_ORDER.items() if r < rank]
+                values: dict[str, Any] = {"delivery_status": ev.status[:16],
+                                          "delivery_at": ev.at or utcnow()}
+                if ev.status == "failed":
+                    values["error"] = (ev.error or "failed")[:200]
+                conn.execute(
+                    update(outbox)
+                    .where(outbox.c.platform_message_id == ev.platform_message_id)
+                    .where(or_(outbox.c.delivery_status.is_(None),
+                               outbox.c.delivery_status.in_(lower)))
+                    .values(**values)
+                )
+                count += 1
+        return count
+
+    def delivery_status(self, platform_message_id: str) -> str | None:
+        """The latest delivery report recorded against a sent message (for tests and admins)."""
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(outbox.c.delivery_status).where(
+                    outbox.c.platform_message_id == platform_message_id)
+            ).scalar()
+
+    # -- recovery, metrics, retention --------------------------------------------------
+
+    def recover(self, now: dt.datetime | None = None, *, queued_after: float = 2.0,
+                stuck_after: float = 120.0) -> list[int]:
+        """Conversations with work that the queue may have lost (Redis restarted, a worker died).
+
+        Messages claimed by a worker that stopped answering go back to the queue: their
+        decision is not yet recorded, so no reply exists that could be sent twice. A send
+        left in flight by a crash becomes UNKNOWN and is never repeated.
+        """
+        now = now or utcnow()
+        queued_before = now - dt.timedelta(seconds=queued_after)
+        stuck_before = now - dt.timedelta(seconds=stuck_after)
+        with self.engine.begin() as conn:
+            conn.execute(update(inbound)
+                         .where(inbound.c.status == PROCESSING, inbound.c.claimed_at < stuck_before)
+                         .values(status=QUEUED))
+            conn.execute(update(outbox)
+                         .where(outbox.c.status == SENDING,
+                                outbox.c.next_attempt_at < stuck_before)
+                         .values(status=UNKNOWN, error="crashed while sending; not repeated"))
+            ids = set(conn.execute(
+                select(inbound.c.conversation_id).distinct()
+                .where(inbound.c.status == QUEUED, inbound.c.received_at < queued_before)
+            ).scalars())
+            ids |= set(conn.execute(
+                select(outbox.c.conversation_id).distinct().where(
+                    outbox.c.status == PENDING,
+                    or_(outbox.c.next_attempt_at.is_(None), outbox.c.next_attempt_at <= now),
+                )
+            ).scalars())
+        return sorted(int(i) for i in ids)
+
+    def has_queued(self, conversation_id: int) -> bool:
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(inbound.c.id).where(inbound.c.conversation_id == conversation_id,
+                                           inbound.c.status == QUEUED).limit(1)
+            ).first() is not None
+
+    def backlog(self) -> int:
+        """Messages stored but not yet decided: the queue depth that matters."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(
+                select(func.count()).select_from(inbound)
+                .where(inbound.c.status.in_([QUEUED, PROCESSING]))
+            ).scalar() or 0)
+
+    def counts(self) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            return {
+                "inbound": int(conn.execute(select(func.count()).select_from(inbound)).scalar()
+                               or 0),
+                "outbox": int(conn.execute(select(func.count()).select_from(outbox)).scalar()
+                              or 0),
+            }
+
+    def purge(self, retention_days: int, now: dt.datetime | None = None) -> dict[str, int]:
+        """Delete conversation content older than ``retention_days``.
+
+        Message text and reply bodies go after ``retention_days``; the rows themselves (the
+        platform ids that stop a replayed webhook from being answered again) after
+        ``max(retention_days, DEDUPE_DAYS)``.
+        """
+        now = now or utcnow()
+        content_before = now - dt.timedelta(days=retention_days)
+        rows_before = now - dt.timedelta(days=max(retention_days, DEDUPE_DAYS))
+        with self.engine.begin() as conn:
+            emptied = conn.execute(
+                update(inbound).where(inbound.c.received_at < content_before,
+                                      inbound.c.text.is_not(None))
+                .values(text=None, callback_id=None)
+            ).rowcount
+            conn.execute(update(outbox).where(outbox.c.created_at < content_before,
+                                              outbox.c.payload.is_not(None))
+                         .values(payload=None))
+            old = select(inbound.c.id).where(inbound.c.received_at < rows_before)
+            conn.execute(delete(outbox).where(outbox.c.inbound_id.in_(old)))
+            deleted = conn.execute(delete(inbound).where(inbound.c.received_at < rows_before)
+                                   ).rowcount
+            conn.execute(delete(delivery_events).where(delivery_events.c.received_at < rows_before))
+            live = select(inbound.c.conversation_id).distinct()
+            conn.execute(delete(conversations).where(and_(
+                conversations.c.id.not_in(live),
+                or_(conversations.c.last_inbound_at.is_(None),
+                    conversations.c.last_inbound_at < rows_before))))
+        return {"emptied": int(emptied or 0), "deleted": int(deleted or 0)}

@@ -1,0 +1,122 @@
+"""The channel tables. Schema changes go through Alembic (bot/store/migrations)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+# Inbound statuses
+QUEUED = "queued"          # stored and enqueued, not yet decided
+PROCESSING = "processing"  # a worker claimed it
+DONE = "done"              # decided; its replies are in the outbox
+
+# Outbox statuses
+PENDING = "pending"    # not yet sent (or a retryable failure, due again at next_attempt_at)
+SENDING = "sending"    # a send is in flight; if a crash leaves it here it becomes UNKNOWN
+SENT = "sent"
+FAILED = "failed"      # the platform refused it for good, or retries ran out
+UNKNOWN = "unknown"    # may or may not have reached the platform: never sent again
+
+conversations = Table(
+    "conversations",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("channel", String(16), nullable=False),
+    Column("chat_id", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, default=utcnow),
+    Column("last_inbound_at", DateTime(timezone=True), nullable=True),
+    UniqueConstraint("channel", "chat_id", name="uq_conversations_channel_chat"),
+)
+
+inbound = Table(
+    "inbound",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("channel", String(16), nullable=False),
+    Column("platform_id", String(128), nullable=False),
+    Column("conversation_id", Integer, ForeignKey("conversations.id"), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("detail", String(32), nullable=True),
+    Column("text", Text, nullable=True),  # emptied by retention
+    Column("reply_to", String(64), nullable=True),
+    Column("callback_id", String(128), nullable=True),
+    Column("is_group", Boolean, nullable=False, default=False),
+    Column("sent_at", DateTime(timezone=True), nullable=True),
+    Column("received_at", DateTime(timezone=True), nullable=False, default=utcnow),
+    Column("status", String(16), nullable=False, default=QUEUED),
+    Column("claimed_at", DateTime(timezone=True), nullable=True),
+    Column("decided_at", DateTime(timezone=True), nullable=True),
+    Column("route", String(16), nullable=True),
+    Column("intent", String(64), nullable=True),
+    Column("confidence", Float, nullable=True),
+    Column("category", String(32), nullable=True),
+    UniqueConstraint("channel", "platform_id", name="uq_inbound_channel_platform_id"),
+    Index("ix_inbound_conversation_status", "conversation_id", "status", "id"),
+    Index("ix_inbound_status_received", "status", "received_at"),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("inbound_id", Integer, ForeignKey("inbound.id"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("conversation_id", Integer, ForeignKey("conversations.id"), nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("method", String(32), nullable=False),
+    Column("payload", Text, nullable=True),  # JSON; emptied by retention
+    Column("status", String(16), nullable=False, default=PENDING),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, default=utcnow),
+    Column("sent_at", DateTime(timezone=True), nullable=True),
+    Column("platform_message_id", String(128), nullable=True),
+    Column("error", String(200), nullable=True),
+    Column("delivery_status", String(16), nullable=True),
+    Column("delivery_at", DateTime(timezone=True), nullable=True),
+    # One reply per inbound message: a replayed or re-decided message cannot add another.
+    UniqueConstraint("inbound_id", "seq", name="uq_outbox_inbound_seq"),
+    Index("ix_outbox_conversation_status", "conversation_id", "status", "id"),
+    Index("ix_outbox_platform_message_id", "platform_message_id"),
+)
+
+delivery_events = Table(
+    "delivery_events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("channel", String(16), nullable=False),
+    Column("platform_message_id", String(128), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=True),
+    Column("error", String(200), nullable=True),
+    Column("received_at", DateTime(timezone=True), nullable=False, default=utcnow),
+    Index("ix_delivery_events_platform_message_id", "platform_message_id"),
+)
