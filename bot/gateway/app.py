@@ -298,8 +298,10 @@ def serve(settings: Settings, role: str = "all") -> None:
     runtime = build_runtime(settings, role)
     app = create_app(settings, runtime)
     logger.warning("Garda %s listening on http://%s:%s", role, settings.host, settings.port)
+    # ws="none": Garda serves no websockets, and uvicorn's websockets support needs a newer
+    # `websockets` than Rasa pins.
     uvicorn.run(app, host=settings.host, port=settings.port, log_config=None,
-                access_log=False, lifespan="on", timeout_graceful_shutdown=10)
+                access_log=False, lifespan="on", ws="none", timeout_graceful_shutdown=10)
 
 
 def create_app(settings: Settings, runtime: Runtime) -> Starlette:

@@ -26,7 +26,10 @@ def free_port() -> int:
 def serve(app: Any, port: int | None = None) -> Iterator[str]:
     port = port or free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                            lifespan="off", access_log=False)
+                            lifespan="off", access_log=False,
+                            # uvicorn's websockets support needs a newer websockets than
+                            # Rasa pins; no stub speaks websockets.
+                            ws="none")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
