@@ -22,7 +22,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 
 def _check(rate: float, burst: int) -> None:
@@ -111,8 +114,7 @@ return 0
 class RedisRateLimiter:
     """GCRA shared by every process using one Redis; keys expire once idle."""
 
-    def __init__(self, redis: Any, prefix: str = "garda:rate:") -> None:
-        # ``redis``: a redis.asyncio.Redis (typed loosely: redis-py's stubs vary by version).
+    def __init__(self, redis: Redis, prefix: str = "garda:rate:") -> None:
         self._redis = redis
         self._prefix = prefix
         self._script = redis.register_script(GCRA_LUA)
