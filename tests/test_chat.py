@@ -73,8 +73,17 @@ def test_a_typed_number_picks_the_offered_button(tmp_path: Path) -> None:
     assert answer in screen.split("[3]", 1)[1]  # answered after the buttons were shown
 
 
-def test_run_refuses_a_configured_channel_it_cannot_serve_yet() -> None:
-    result = _garda("run", env={"GARDA_TELEGRAM_TOKEN": "123:dummy"})
-    assert result.returncode == 2
-    assert "GARDA_TELEGRAM_TOKEN" in result.stderr
-    assert "123:dummy" not in result.stderr + result.stdout
+def test_run_refuses_an_unsafe_or_incomplete_channel_configuration() -> None:
+    token = "123456:AAsecret-token-value-0000000000"
+    unsafe = _garda("run", env={"GARDA_TELEGRAM_TOKEN": token,
+                                "GARDA_PUBLIC_URL": "https://garda.example.go.id",
+                                "GARDA_TELEGRAM_WEBHOOK_SECRET": ""})
+    assert unsafe.returncode == 2
+    assert "GARDA_TELEGRAM_WEBHOOK_SECRET" in unsafe.stderr
+    incomplete = _garda("run", env={"GARDA_WHATSAPP_TOKEN": token})
+    assert incomplete.returncode == 2
+    assert "GARDA_WHATSAPP_APP_SECRET" in incomplete.stderr
+    alone = _garda("run", "--role", "worker", env={"GARDA_REDIS_URL": ""})
+    assert alone.returncode == 2 and "GARDA_REDIS_URL" in alone.stderr
+    for result in (unsafe, incomplete, alone):
+        assert token not in result.stderr + result.stdout

@@ -278,9 +278,9 @@ def make_channels(settings: Settings) -> dict[str, Any]:
 
         limiter: Any
         if settings.redis_url:
-            import redis.asyncio as redis
+            from bot.store.redis_client import connect
 
-            limiter = RedisRateLimiter(redis.Redis.from_url(settings.redis_url))
+            limiter = RedisRateLimiter(connect(settings.redis_url))
         else:
             limiter = InProcessRateLimiter()
         channels["telegram"] = TelegramChannel(settings, limiter)

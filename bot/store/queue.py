@@ -80,10 +80,9 @@ class RedisQueue:
     """A Redis list of conversation ids, and redis-py's own Lock per conversation."""
 
     def __init__(self, url: str, prefix: str = "garda:", lock_timeout: float = 60.0) -> None:
-        import redis.asyncio as redis
+        from bot.store.redis_client import connect
 
-        self.client: Any = redis.Redis.from_url(url, socket_connect_timeout=2,
-                                                socket_timeout=None, health_check_interval=10)
+        self.client: Any = connect(url)
         self.key = f"{prefix}queue"
         self.lock_prefix = f"{prefix}lock:"
         self.lock_timeout = lock_timeout
