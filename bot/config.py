@@ -60,6 +60,10 @@ class Settings:
     whatsapp_app_secret: Secret | None = None
     whatsapp_verify_token: Secret | None = None
     whatsapp_api_url: str = DEFAULT_WHATSAPP_API_URL
+    # The message template (approved by Meta and by the institution) that may be sent when a
+    # reply falls outside WhatsApp's 24-hour window: (name, language code). None: such a
+    # reply is not sent, and its outbox row says why.
+    whatsapp_template: tuple[str, str] | None = None
     # Conversation content (message text, replies) is deleted after this many days; the
     # platform message ids that guard against replays are kept at least 8 days.
     retention_days: int = 30
@@ -102,9 +106,6 @@ class Settings:
             ):
                 if not value:
                     found.append(f"GARDA_WHATSAPP_TOKEN is set but {name} is not")
-        if self.redis_url is None and self.database_url.startswith("postgresql"):
-            # Allowed (one process), but worth saying: PostgreSQL without Redis cannot scale out.
-            pass
         return found
 
 
@@ -144,6 +145,14 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         value = values.get(name, "").strip()
         return value or None
 
+    template = None
+    raw_template = text("GARDA_WHATSAPP_TEMPLATE")
+    if raw_template:
+        name, _, language = raw_template.partition(":")
+        if not name.strip() or not language.strip():
+            raise ConfigError(
+                "GARDA_WHATSAPP_TEMPLATE must be NAME:LANGUAGE (e.g. garda_followup:id)")
+        template = (name.strip(), language.strip())
     retention = _int(values, "GARDA_RETENTION_DAYS", 30)
     if retention < 1:
         raise ConfigError("GARDA_RETENTION_DAYS must be at least 1")
@@ -161,6 +170,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         whatsapp_app_secret=_secret(text("GARDA_WHATSAPP_APP_SECRET")),
         whatsapp_verify_token=_secret(text("GARDA_WHATSAPP_VERIFY_TOKEN")),
         whatsapp_api_url=(text("GARDA_WHATSAPP_API_URL") or DEFAULT_WHATSAPP_API_URL).rstrip("/"),
+        whatsapp_template=template,
         retention_days=retention,
         worker_concurrency=max(1, _int(values, "GARDA_WORKER_CONCURRENCY", 16)),
         telegram_global_rate=_float(values, "GARDA_TELEGRAM_GLOBAL_RATE", 30.0),

@@ -13,7 +13,7 @@ import re
 from bot.nlu.normalizer import _EMAIL, _NIK, _PHONE
 
 # Telegram bot tokens ("123456:AA..."), also inside Bot API URLs (".../bot123456:AA.../").
-_TELEGRAM_TOKEN = re.compile(r"\b\d{5,}:[A-Za-z0-9_-]{20,}")
+_TELEGRAM_TOKEN = re.compile(r"(?<!\d)\d{5,}:[A-Za-z0-9_-]{20,}")
 # Bearer tokens and other long secrets after a key word.
 _BEARER = re.compile(r"(?i)(bearer\s+|access_token=|token=|secret=)[A-Za-z0-9._~+/=-]{8,}")
 # WhatsApp ids are phone numbers without "+" (6281234567890).

@@ -62,6 +62,7 @@ from bot.channels.base import (
     SendError,
     SendResult,
 )
+from bot.channels.text import split_text as text_split
 from bot.config import Settings
 
 log = logging.getLogger(__name__)
@@ -210,67 +211,9 @@ def _strip_mention(text: str, username: str) -> str:
 
 # --- outbound --------------------------------------------------------------------------
 
-_SEPARATORS = ("\n\n", "\n", " ")
-
-
-def _units(text: str) -> int:
-    """Length as Telegram measures entity offsets (UTF-16 code units): never below len()."""
-    return len(text.encode("utf-16-le")) // 2
-
-
 def split_text(text: str, limit: int = MessageLimit.MAX_TEXT_LENGTH) -> list[str]:
-    """Parts of at most ``limit`` characters, cut at paragraphs, then lines, then spaces.
-
-    Parts are stripped and never empty (blank text gives no parts). Length is counted in
-    UTF-16 code units, so an emoji counts two: stricter than code points, never looser.
-    """
-    if limit < 1:
-        raise ValueError("limit must be positive")
-    parts: list[str] = []
-    _split(text, limit, 0, parts)
-    return parts
-
-
-def _split(text: str, limit: int, level: int, out: list[str]) -> None:
-    text = text.strip()
-    if not text:
-        return
-    if _units(text) <= limit:
-        out.append(text)
-        return
-    if level == len(_SEPARATORS):
-        _hard_cut(text, limit, out)
-        return
-    sep = _SEPARATORS[level]
-    current = ""
-    for piece in text.split(sep):
-        candidate = f"{current}{sep}{piece}" if current else piece
-        if _units(candidate) <= limit:
-            current = candidate
-            continue
-        if current.strip():
-            out.append(current.strip())
-        current = ""
-        if _units(piece) <= limit:
-            current = piece
-        else:
-            _split(piece, limit, level + 1, out)
-    if current.strip():
-        out.append(current.strip())
-
-
-def _hard_cut(text: str, limit: int, out: list[str]) -> None:
-    chunk: list[str] = []
-    size = 0
-    for char in text:
-        width = _units(char)
-        if size + width > limit:
-            out.append("".join(chunk))
-            chunk, size = [], 0
-        chunk.append(char)
-        size += width
-    if chunk:
-        out.append("".join(chunk))
+    """Parts of at most ``limit`` (Telegram's message length by default): see channels.text."""
+    return text_split(text, limit)
 
 
 def _keyboard(buttons: Sequence[Button]) -> dict[str, Any] | None:

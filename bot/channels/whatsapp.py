@@ -41,6 +41,7 @@ from bot.channels.base import (
     SendResult,
     StatusEvent,
 )
+from bot.channels.text import SEPARATORS, split_text, units
 from bot.config import ConfigError, Settings
 
 log = logging.getLogger(__name__)
@@ -244,17 +245,12 @@ def parse_webhook(
 # --- rendering ---------------------------------------------------------------------------
 
 
-def _units(text: str) -> int:
-    """Length as WhatsApp may count it: UTF-16 code units (never less than ``len``)."""
-    return len(text.encode("utf-16-le")) // 2
-
-
 def _prefix_within(text: str, limit: int) -> int:
     """The largest ``n`` such that ``text[:n]`` fits ``limit``."""
-    if _units(text) <= limit:
+    if units(text) <= limit:
         return len(text)
     n = min(len(text), limit)
-    while n > 0 and _units(text[:n]) > limit:
+    while n > 0 and units(text[:n]) > limit:
         n -= 1
     return n
 
@@ -262,56 +258,31 @@ def _prefix_within(text: str, limit: int) -> int:
 def _suffix_within(text: str, limit: int) -> int:
     """The smallest ``start`` such that ``text[start:]`` fits ``limit``."""
     start = max(0, len(text) - limit)
-    while start < len(text) and _units(text[start:]) > limit:
+    while start < len(text) and units(text[start:]) > limit:
         start += 1
     return start
-
-
-_SEPARATORS = ("\n\n", "\n", " ")
-
-
-def split_text(text: str, limit: int) -> list[str]:
-    """``text`` in pieces of at most ``limit``, broken at a paragraph, line or space if possible."""
-    pieces: list[str] = []
-    rest = text.strip()
-    while rest:
-        if _units(rest) <= limit:
-            pieces.append(rest)
-            break
-        fit = _prefix_within(rest, limit)
-        # The last separator starting within ``fit`` (it is dropped at the cut, so it may
-        # reach past it); a paragraph or line break only if it keeps at least half the room.
-        found = [rest.rfind(sep, 1, fit + len(sep)) for sep in _SEPARATORS]
-        cut = next((at for at in found if at >= fit // 2), max(found))
-        if cut <= 0:
-            cut = max(fit, 1)
-        piece = rest[:cut].rstrip()
-        if piece:
-            pieces.append(piece)
-        rest = rest[cut:].lstrip()
-    return pieces
 
 
 def split_tail(text: str, limit: int) -> tuple[str, str]:
     """``(head, tail)`` with ``tail`` at most ``limit``, broken at a paragraph, line or space."""
     text = text.strip()
-    if _units(text) <= limit:
+    if units(text) <= limit:
         return "", text
     start = _suffix_within(text, limit)
-    for sep in _SEPARATORS:
+    for sep in SEPARATORS:
         # The first separator whose remainder fits: the longest tail of whole paragraphs.
         at = text.find(sep, max(1, start - len(sep)))
         if at != -1 and text[at + len(sep):].strip():
             head, tail = text[:at].rstrip(), text[at + len(sep):].strip()
-            if head and _units(tail) <= limit:
+            if head and units(tail) <= limit:
                 return head, tail
     return text[:start].rstrip(), text[start:].strip()
 
 
 def _truncate(text: str, limit: int) -> str:
-    if _units(text) <= limit:
+    if units(text) <= limit:
         return text
-    return text[: _prefix_within(text, limit - _units(ELLIPSIS))].rstrip() + ELLIPSIS
+    return text[: _prefix_within(text, limit - units(ELLIPSIS))].rstrip() + ELLIPSIS
 
 
 def _usable(buttons: Sequence[Button]) -> list[Button]:
@@ -388,7 +359,7 @@ class WhatsAppChannel:
         # An interactive message needs a body; an empty reply gets the list's fixed label.
         body = tail or LIST_BUTTON_LABEL
         fits_buttons = len(usable) <= MAX_REPLY_BUTTONS and all(
-            _units(b.title) <= BUTTON_TITLE_LIMIT for b in usable
+            units(b.title) <= BUTTON_TITLE_LIMIT for b in usable
         )
         if fits_buttons:
             action: dict[str, Any] = {

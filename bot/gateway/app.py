@@ -287,7 +287,7 @@ def make_channels(settings: Settings) -> dict[str, Any]:
     if settings.whatsapp_enabled:
         from bot.channels.whatsapp import WhatsAppChannel
 
-        channels["whatsapp"] = WhatsAppChannel(settings)
+        channels["whatsapp"] = WhatsAppChannel(settings, template=settings.whatsapp_template)
     return channels
 
 
