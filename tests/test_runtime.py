@@ -48,8 +48,11 @@ class RecordingChannel:
         self.failures: list[SendError] = []
         self.delay = delay
         self.slow_chats: set[str] = set()
+        self.fallback = Content.load().render("utter_fallback")
 
     def render(self, reply: str, buttons: Sequence[Button], inbound: Inbound) -> list[Outgoing]:
+        if "unrenderable" in inbound.text and reply != self.fallback:
+            raise ValueError("this reply cannot be rendered")
         return [Outgoing("sendMessage", {"text": reply, "about": inbound.text})]
 
     async def send(self, call: Outgoing, context: SendContext) -> SendResult:
@@ -209,7 +212,7 @@ def test_a_message_stored_but_never_queued_is_found_and_answered(stores) -> None
 
     async def scenario() -> None:
         # As if the queue lost it: stored in SQL, never pushed.
-        runtime.db.store_inbound(msg("lost"), now=models.utcnow() - dt.timedelta(seconds=30))
+        runtime.db.store_inbound(msg("lost"), now=models.utcnow() - dt.timedelta(seconds=120))
         await runtime.start()
         try:
             assert await runtime.sweep() >= 1
@@ -219,6 +222,25 @@ def test_a_message_stored_but_never_queued_is_found_and_answered(stores) -> None
 
     run(scenario())
     assert channel.sent[0][1] == "cara bikin ktp?"
+
+
+def test_a_reply_the_channel_cannot_render_becomes_the_approved_fallback(stores) -> None:
+    channel = RecordingChannel()
+    runtime = make_runtime(stores, channel)
+
+    async def scenario() -> None:
+        await runtime.start()
+        try:
+            await runtime.ingest(msg("x1", text="ktp unrenderable"))
+            await runtime.ingest(msg("x2", text="ktp lagi"))
+            await until(lambda: len(channel.sent) == 2)
+        finally:
+            await runtime.stop()
+
+    run(scenario())
+    texts = [row.payload["text"] for i in (1, 2) for row in runtime.db.outbox_for(i)]
+    assert texts[0] == channel.fallback
+    assert texts[1] == Content.load().render("utter_faq/ktp_baru")
 
 
 def test_retention_empties_old_content_and_keeps_replay_ids_for_eight_days(tmp_path) -> None:

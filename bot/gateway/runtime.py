@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 import threading
@@ -42,6 +43,11 @@ ROLES = {"all": {GATEWAY, WORKER}, GATEWAY: {GATEWAY}, WORKER: {WORKER}}
 MAX_ATTEMPTS = 8
 WAIT_IN_PLACE = 10.0      # retry waits up to this long are waited out holding the order
 SWEEP_SECONDS = 5.0
+# A message still queued after this long is pushed again by the periodic sweep. Lost
+# queue entries are also recovered at once when a worker starts and when it sees Redis
+# come back, so this only needs to catch the rare rest; a short value would flood a busy
+# queue with duplicate entries.
+REQUEUE_AFTER = 60.0
 RETENTION_SECONDS = 3600.0
 
 
@@ -296,7 +302,16 @@ class Runtime:
             if message is None:
                 return
             decision = await self._decide(message)
-            calls = channel.render(decision.reply, decision.buttons, message.as_inbound())
+            try:
+                calls = channel.render(decision.reply, decision.buttons, message.as_inbound())
+            except Exception:
+                # A reply the channel cannot render must not leave the message unanswered
+                # (or retried forever): the approved fallback, which every channel renders.
+                metrics.ERRORS.labels("render").inc()
+                logger.exception("could not render the reply to inbound message %s", message.id)
+                assert self.brain is not None
+                decision = self.brain.failure(message)
+                calls = channel.render(decision.reply, (), message.as_inbound())
             await asyncio.to_thread(self.db.save_decision, message, decision, calls)
             metrics.DECISIONS.labels(message.channel, decision.route).inc()
             conversation = await asyncio.to_thread(self.db.conversation, conversation_id)
@@ -349,8 +364,7 @@ class Runtime:
                 wait = error.retry_after if error.retry_after is not None else backoff(attempts)
                 due_at = utcnow() + dt.timedelta(seconds=wait)
                 await asyncio.to_thread(self.db.mark_retry, row.id, due_at, error.reason)
-                row = OutboxRow(**{**row.__dict__, "next_attempt_at": due_at,
-                                   "status": "pending", "attempts": attempts})
+                row = dataclasses.replace(row, next_attempt_at=due_at, attempts=attempts)
                 continue
             except Exception as error:
                 # Unknown outcome: the platform may have the message. Never send it again.
@@ -368,7 +382,7 @@ class Runtime:
 
     # -- housekeeping -----------------------------------------------------------------
 
-    async def sweep(self, queued_after: float = 10.0) -> int:
+    async def sweep(self, queued_after: float = REQUEUE_AFTER) -> int:
         """Enqueue conversations whose work the queue may have lost; refresh the depth gauge."""
         try:
             ids = await asyncio.to_thread(self.db.recover, queued_after=queued_after)
@@ -385,6 +399,8 @@ class Runtime:
         return len(ids)
 
     async def _sweeper(self) -> None:
+        # Messages stored before this worker started (a restart, a crash) first, at once.
+        await self.sweep(queued_after=0.0)
         last_purge = 0.0
         while not self._stopping.is_set():
             await asyncio.sleep(SWEEP_SECONDS)
