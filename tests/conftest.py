@@ -96,3 +96,17 @@ def redis_url(redis_server: RedisServer) -> str:
     finally:
         client.close()
     return redis_server.url
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL cluster of this test's own, for tests that stop and start the server."""
+    try:
+        server = PostgresServer()
+    except ServerUnavailable as exc:
+        _server_unavailable(str(exc))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.cleanup()
