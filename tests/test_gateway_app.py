@@ -108,3 +108,19 @@ def test_migrations_build_exactly_the_tables_the_code_uses(backend: str, tmp_pat
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
     db.dispose()
     assert diff == []
+
+
+@pytest.mark.servers
+def test_processes_starting_together_migrate_once(postgres_url: str) -> None:
+    import concurrent.futures
+
+    def start() -> int:
+        db = Database(postgres_url)
+        try:
+            db.upgrade()
+            return 1
+        finally:
+            db.dispose()
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        assert sum(pool.map(lambda _: start(), range(4))) == 4

@@ -44,6 +44,7 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 # WhatsApp may resend a webhook for days; its message ids are kept at least this long
 # (longer than Meta's 7 days), even when conversation content is deleted sooner.
 DEDUPE_DAYS = 8
+MIGRATION_LOCK = 0x6A7264  # any constant: the advisory lock that serialises migrations
 DELIVERY_ORDER = {"sent": 1, "delivered": 2, "read": 3, "failed": 4}
 
 
@@ -162,6 +163,11 @@ class Database:
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
         with self.engine.begin() as conn:
+            if self.dialect == "postgresql":
+                # Gateway and worker processes start together: one migrates, the others
+                # wait here and then find nothing to do (without it, two CREATE TABLE
+                # alembic_version race and the loser exits).
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
             config.attributes["connection"] = conn
             command.upgrade(config, "head")
 
