@@ -2,10 +2,10 @@
 .DEFAULT_GOAL := help
 VENV := .venv/bin
 
-.PHONY: help setup run chat test lint bench train
+.PHONY: help setup run chat test lint bench bench-gateway train
 
 help: ## list the tasks
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-6s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-13s %s\n", $$1, $$2}'
 
 setup: ## make .venv (Python 3.10), install pinned dependencies, train the model if stale
 	@bash scripts/setup.sh
@@ -21,5 +21,9 @@ lint: setup ## ruff and mypy
 	$(VENV)/ruff check bot actions tests
 	$(VENV)/mypy
 
-bench: setup ## measure quality, latency and memory; writes docs/benchmarks.md
+bench: setup ## measure quality, latency and memory, then the gateway; writes docs/benchmarks.md
 	$(VENV)/python -m bot.bench --out docs/benchmarks.md
+	$(VENV)/python -m bot.bench_gateway --out docs/benchmarks.md
+
+bench-gateway: setup ## measure only the gateway (webhook ack, end to end, stock Rasa); ~25 min
+	$(VENV)/python -m bot.bench_gateway --out docs/benchmarks.md

@@ -29,6 +29,10 @@ from bot.paths import project_root, state_dir
 from bot.training import data_hash, model_path, rasa_train, train
 
 ROOT = project_root()
+# `python -m bot.bench_gateway` writes its own section between these markers; this page is
+# rewritten here, and that section is carried over to the end of the new one.
+GATEWAY_START = "<!-- gateway-bench:start -->"
+GATEWAY_END = "<!-- gateway-bench:end -->"
 SHARED = ROOT.parent / "shared" / "data"
 TEGAL = SHARED / "faq" / "tegal_gov_questions.csv"
 
@@ -260,6 +264,19 @@ def default_pipeline_section(garda_scores: dict[str, Scores]) -> list[str]:
     return lines
 
 
+def kept_gateway_section(path: Path) -> list[str]:
+    """The gateway section of the page being replaced, if it has one."""
+    try:
+        old = path.read_text("utf-8")
+    except OSError:
+        return []
+    start = old.find(GATEWAY_START)
+    end = old.find(GATEWAY_END, start) if start >= 0 else -1
+    if start < 0 or end < 0:
+        return []
+    return ["", old[start:end + len(GATEWAY_END)]]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", default="docs/benchmarks.md")
@@ -288,6 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     lines += speed_section()
     if not args.skip_default_pipeline:
         lines += default_pipeline_section(garda_scores)
+    lines += kept_gateway_section(Path(args.out))
     Path(args.out).write_text("\n".join(lines) + "\n", "utf-8")
     print(f"Wrote {args.out}")
     return 0
