@@ -260,13 +260,14 @@ def build_runtime(settings: Settings, role: str = "all", *, load_brain: Any = No
     queue = make_queue(settings.redis_url)
     if channels is None:
         channels = make_channels(settings)
-    brain = None
+    brain: Any = None
     if WORKER in ROLES[role]:
         if load_brain is None:
-            from bot.brain.pipeline import Brain
+            from bot.gateway.brain_process import ProcessBrainRunner
 
-            load_brain = Brain.load
-        brain = BrainRunner(load_brain)
+            brain = ProcessBrainRunner()
+        else:
+            brain = BrainRunner(load_brain)
     return Runtime(settings, db, queue, channels, role=role, brain=brain)
 
 

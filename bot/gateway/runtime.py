@@ -120,7 +120,7 @@ class Runtime:
         channels: Mapping[str, Channel],
         *,
         role: str = "all",
-        brain: BrainRunner | None = None,
+        brain: Any = None,
     ) -> None:
         if role not in ROLES:
             raise ValueError(f"unknown role {role!r}")
@@ -312,11 +312,13 @@ class Runtime:
                 assert self.brain is not None
                 decision = self.brain.failure(message)
                 calls = channel.render(decision.reply, (), message.as_inbound())
-            await asyncio.to_thread(self.db.save_decision, message, decision, calls)
+            rows = await asyncio.to_thread(self.db.save_decision, message, decision, calls)
             metrics.DECISIONS.labels(message.channel, decision.route).inc()
-            conversation = await asyncio.to_thread(self.db.conversation, conversation_id)
-            if not await self._flush(conversation, channel):
-                return
+            # `conversation` was read after this message was stored, so its last_inbound_at
+            # (WhatsApp's window) already counts it: no need to read it again.
+            for row in rows:
+                if not await self._send(row, conversation, channel):
+                    return
 
     async def _decide(self, message: InboundRow) -> Decision:
         assert self.brain is not None

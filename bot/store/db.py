@@ -264,25 +264,38 @@ class Database:
     def save_decision(
         self, message: InboundRow, decision: Any, calls: Sequence[Outgoing],
         now: dt.datetime | None = None,
-    ) -> None:
-        """Record the decision and every reply call at once (one reply per inbound message)."""
+    ) -> list[OutboxRow]:
+        """Record the decision and every reply call at once (one reply per inbound message).
+
+        Returns the outbox rows to send: the new ones, or, if this message's replies were
+        already recorded (a recovered claim), those of them still pending.
+        """
         now = now or utcnow()
         values = dict(status=DONE, decided_at=now, route=decision.route, intent=decision.intent,
                       confidence=float(decision.confidence), category=decision.category)
+        rows: list[OutboxRow] = []
         try:
             with self.engine.begin() as conn:
                 for seq, call in enumerate(calls):
-                    conn.execute(outbox.insert().values(
+                    outbox_id = conn.execute(outbox.insert().values(
                         inbound_id=message.id, seq=seq, conversation_id=message.conversation_id,
                         channel=message.channel, method=call.method,
                         payload=json.dumps(call.payload, ensure_ascii=False), status=PENDING,
                         attempts=0, created_at=now,
+                    )).inserted_primary_key[0]
+                    rows.append(OutboxRow(
+                        id=int(outbox_id), inbound_id=message.id, seq=seq,
+                        conversation_id=message.conversation_id, channel=message.channel,
+                        method=call.method, payload=dict(call.payload), status=PENDING,
+                        attempts=0, next_attempt_at=None, received_at=message.received_at,
+                        is_group=message.is_group,
                     ))
                 conn.execute(update(inbound).where(inbound.c.id == message.id).values(**values))
         except IntegrityError:
-            # Its replies were already recorded (a recovered claim): keep those, only once.
             with self.engine.begin() as conn:
                 conn.execute(update(inbound).where(inbound.c.id == message.id).values(**values))
+            return [row for row in self.outbox_for(message.id) if row.status == PENDING]
+        return rows
 
     # -- outbox ----------------------------------------------------------------------
 
