@@ -35,3 +35,12 @@ def test_empty_text_and_unknown_topic_have_no_evidence(index: EvidenceIndex) -> 
 def test_mismatched_lengths_are_refused() -> None:
     with pytest.raises(ValueError):
         EvidenceIndex(["a"], [])
+
+
+def test_the_fast_tfidf_equals_sklearns(index: EvidenceIndex) -> None:
+    from bot.brain.evidence import _tfidf
+
+    for text in ("bayar pbb dimana", "perpanjang sim c di mana ya", "zzz", "halo halo admin"):
+        for vectorizer in (index.words, index.chars):
+            expected = vectorizer.transform([text]).toarray()
+            assert _tfidf(vectorizer, text).toarray() == pytest.approx(expected, abs=1e-12)
