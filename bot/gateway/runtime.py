@@ -2,7 +2,7 @@
 
     webhook -> Runtime.ingest  (one SQL row per platform message id, then the queue)
     queue   -> worker          (one conversation at a time, oldest message first)
-            -> brain           (on its own thread: deciding is CPU work)
+            -> brain           (a child process: deciding is CPU work; see brain_process)
             -> outbox rows     (written with the decision, in one transaction)
             -> channel.send    (retried with backoff; a row once sent is never sent again)
 
@@ -60,12 +60,13 @@ def backoff(attempt: int) -> float:
 
 
 class BrainRunner:
-    """The brain on its own thread and event loop.
+    """A brain on its own thread and event loop, in this process.
 
-    Rasa's parse is CPU work inside an ``async`` function; run on the web app's loop it
-    would hold up webhook acknowledgements. Here the gateway's loop only awaits a future.
-    The model is loaded on that thread too, in the background, so the web app serves (and
-    stores messages) while it loads.
+    For brains that cannot cross a process boundary (the terminal chat's, tests' stand-ins);
+    deployments use :class:`bot.gateway.brain_process.ProcessBrainRunner`. Rasa's parse is
+    CPU work inside an ``async`` function; run on the web app's loop it would hold up
+    webhook acknowledgements. Here that loop only awaits a future. The model is loaded on
+    the thread too, in the background, so the web app serves while it loads.
     """
 
     def __init__(self, load: Callable[[], Any]) -> None:
