@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
+import fcntl
 import hashlib
 import json
 import math
@@ -180,6 +181,15 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
+def _running(pid: int) -> bool:
+    """Still running (not gone, not a zombie)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return False
+    return stat[0] != "Z"
+
+
 class Proc:
     """One process we started, its log file and its peak memory."""
 
@@ -221,15 +231,26 @@ class Proc:
         return total
 
     def stop(self) -> None:
+        """Stop the process, and then any child of it still running (a brain process)."""
         if self.popen.poll() is not None:
             return
         self.sample_rss()
+        children = _descendants(self.popen.pid)
         self.popen.terminate()
         try:
             self.popen.wait(timeout=20)
         except subprocess.TimeoutExpired:
             self.popen.kill()
             self.popen.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        for pid in children:
+            for sig in (signal.SIGTERM, signal.SIGKILL):
+                if not _running(pid):
+                    break
+                with contextlib.suppress(OSError):
+                    os.kill(pid, sig)
+                while _running(pid) and time.monotonic() < deadline:
+                    time.sleep(0.1)
 
     def problems(self) -> list[str]:
         """Log lines at WARNING or above (start-up banner aside) and tracebacks."""
@@ -698,12 +719,9 @@ def start_garda(key: str, work: Path, postgres: PostgresServer | None,
         garda = Garda(key, procs, graph, database_url)
         try:
             say(f"{key}: starting {', '.join(roles)}")
-            # The first process creates the schema; started together on a fresh database,
-            # the others' migrations race it (see the page), so they start once it is ready.
-            note.ready_s = wait_until_ready([launch(0, roles[0])], "/readyz", key)
-            if len(roles) > 1:
-                note.ready_s += wait_until_ready(
-                    [launch(n, r) for n, r in enumerate(roles) if n], "/readyz", key)
+            # All at once on a fresh database, as an operator would start them.
+            note.ready_s = wait_until_ready([launch(n, r) for n, r in enumerate(roles)],
+                                            "/readyz", key)
             say(f"{key}: ready after {note.ready_s:.0f} s; warming up")
             asyncio.run(warm_up(garda))
             yield garda
@@ -1161,14 +1179,11 @@ def render(done: dict[str, Deployed], plan: Plan, started: dt.datetime,
         f"*{SHORT['embedded']}*: `garda run` with its defaults; "
         f"*{SHORT['servers']}*: `garda run` with `GARDA_DATABASE_URL` (PostgreSQL) and "
         f"`GARDA_REDIS_URL`; *{SHORT['workers']}*: `garda run --role gateway` and "
-        f"{WORKERS} × `garda run --role worker`, each its own process (the workers are "
-        "started once the gateway is ready: started together on a fresh database, both "
-        "workers exited at start-up, their schema migration losing a race with the "
-        "gateway's on `CREATE TABLE alembic_version`); "
+        f"{WORKERS} × `garda run --role worker`, started together, each its own process; "
         f"*{SHORT['gateway']}*: `garda run --role gateway` with no worker process at all, "
         "for the acknowledgement bursts only: the webhook path (check, store, enqueue) "
         "with the cores to itself. Garda's settings are the defaults "
-        "(16 conversations in flight per worker process, one brain per process). PostgreSQL "
+        "(`GARDA_WORKER_CONCURRENCY` 16 conversations in flight per worker). PostgreSQL "
         "and Redis are private servers (`tests/servers.py`; PostgreSQL with fsync off). "
         "On each deployment, in this order: the step search (PostgreSQL deployments), the "
         "end-to-end runs, the acknowledgement bursts.",
@@ -1184,11 +1199,14 @@ def render(done: dict[str, Deployed], plan: Plan, started: dt.datetime,
         "--credentials <rest:> --port P` (same model, same custom components, run from the "
         "project root), messages POSTed as `{\"sender\", \"message\"}` to "
         "`/webhooks/rest/webhook`, which answers synchronously: its latency is the response "
-        "time, and a failed or empty answer counts as failed. The REST channel keeps "
-        "nothing: there is no store, queue or outbox behind it, and no platform to send to.",
+        "time, and a failed or empty answer counts as failed. Behind the REST channel there "
+        "is no database, queue or outbox (trackers stay in memory) and no platform to send "
+        "to.",
         "- **Memory**: peak RSS (VmHWM) of the Garda processes, MB (gateway + workers), "
-        "or of the Rasa process, as of the end of each run. **CPU**: CPU time used during "
-        "the run by Garda's processes (or Rasa's), by the benchmark's own process "
+        "or of the Rasa process, each with its child processes, as of the end of each run. "
+        "**CPU**: CPU time used during "
+        "the run by Garda's processes (or Rasa's), children included, by the benchmark's own "
+        "process "
         "(generator and Graph API stub) and by the rest of the machine (PostgreSQL, Redis, "
         "anything else running), as percentages of one core: the machine has 200%.",
         "",
@@ -1330,6 +1348,7 @@ def write_section(path: Path, section: str) -> None:
 
 
 def _interrupt(signum: int, frame: Any) -> None:
+    say(f"got {signal.Signals(signum).name}")
     raise KeyboardInterrupt
 
 
@@ -1356,6 +1375,14 @@ def main(argv: list[str] | None = None) -> int:
 
         uvloop.install()
     ensure_model_fresh()
+    # One run at a time: two would share the cores (and this folder) and spoil each other.
+    lock = (state_dir() / "bench-gateway.lock").open("w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        print("another `python -m bot.bench_gateway` is running on this machine; "
+              "wait for it to finish", file=sys.stderr)
+        return 1
     work = state_dir() / "bench-gateway"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
