@@ -37,7 +37,7 @@ import subprocess
 import sys
 import time
 import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -803,6 +803,26 @@ async def garda_e2e(garda: Garda, rate: int, seconds: float, grace: float,
                      done_rate(replies, shots), percentile(acks, 99), slow_acks(used))
 
 
+@contextlib.asynccontextmanager
+async def reporting(every: float, line: Callable[[], str]) -> AsyncIterator[None]:
+    """Say ``line()`` on stderr every ``every`` seconds while the block runs."""
+    stop = asyncio.Event()
+
+    async def watch() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), every)
+            if not stop.is_set():
+                say(line())
+
+    watcher = asyncio.create_task(watch())
+    try:
+        yield
+    finally:
+        stop.set()
+        await watcher
+
+
 async def garda_ack(garda: Garda, rate: int, seconds: float, label: str) -> AckResult:
     n = round(rate * seconds)
     requests = garda.webhooks(garda.wa_ids(n))
@@ -811,22 +831,10 @@ async def garda_ack(garda: Garda, rate: int, seconds: float, label: str) -> AckR
     async with session() as http:
         start_depth = await backlog(http, garda.receiver)
         before = await fetch_metrics(http, urls)
-        stop = asyncio.Event()
-
-        async def watch() -> None:
-            while not stop.is_set():
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(stop.wait(), 2.5)
-                if not stop.is_set():
-                    say(f"  {label}: sent {counters.issued}/{n}, acknowledged {counters.done}")
-
-        watcher = asyncio.create_task(watch())
         meter = CpuMeter(garda.procs)
-        try:
+        async with reporting(2.5, lambda: f"  {label}: sent {counters.issued}/{n}, "
+                             f"acknowledged {counters.done}"):
             shots = await open_loop(http, rate, requests, counters)
-        finally:
-            stop.set()
-            await watcher
         cpu = meter.read()
         used = delta(await fetch_metrics(http, urls), before)
     ok = [s.done - s.issued for s in shots if s.status == 200]
@@ -966,23 +974,11 @@ async def rasa_run(url: str, rate: int, seconds: float, first_sender: int, label
     senders = [str(first_sender + i) for i in range(n)]
     counters = Counters()
     async with session(1024) as http:
-        stop = asyncio.Event()
-
-        async def watch() -> None:
-            while not stop.is_set():
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(stop.wait(), 5.0)
-                if not stop.is_set():
-                    say(f"  {label}: sent {counters.issued}/{n}, answered {counters.done}")
-
-        watcher = asyncio.create_task(watch())
         meter = CpuMeter([proc])
-        try:
+        async with reporting(5.0, lambda: f"  {label}: sent {counters.issued}/{n}, "
+                             f"answered {counters.done}"):
             shots = await open_loop(http, rate, rasa_requests(url, senders), counters,
                                     check=rasa_answered)
-        finally:
-            stop.set()
-            await watcher
         cpu = meter.read()
     latencies = [s.done - s.issued if s.status == 200 and s.answered else math.inf
                  for s in shots]

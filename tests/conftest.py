@@ -4,13 +4,16 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from servers import PostgresServer, RedisServer, ServerUnavailable  # tests/servers.py
 
 from bot import logs
+
+Server = TypeVar("Server", RedisServer, PostgresServer)
 
 logs.configure()
 
@@ -47,11 +50,10 @@ def _server_unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
-def redis_server() -> Iterator[RedisServer]:
-    """A private redis-server (no persistence) for the whole run; see tests/servers.py."""
+def _running(kind: Callable[[], Server]) -> Iterator[Server]:
+    """Start a private server for a fixture (skip or fail where it is not installed)."""
     try:
-        server = RedisServer()
+        server = kind()
     except ServerUnavailable as exc:
         _server_unavailable(str(exc))
     server.start()
@@ -59,20 +61,18 @@ def redis_server() -> Iterator[RedisServer]:
         yield server
     finally:
         server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A private redis-server (no persistence) for the whole run; see tests/servers.py."""
+    yield from _running(RedisServer)
 
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     """A private PostgreSQL cluster for the whole run; see tests/servers.py."""
-    try:
-        server = PostgresServer()
-    except ServerUnavailable as exc:
-        _server_unavailable(str(exc))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.cleanup()
+    yield from _running(PostgresServer)
 
 
 @pytest.fixture
@@ -101,12 +101,4 @@ def redis_url(redis_server: RedisServer) -> str:
 @pytest.fixture
 def own_postgres() -> Iterator[PostgresServer]:
     """A PostgreSQL cluster of this test's own, for tests that stop and start the server."""
-    try:
-        server = PostgresServer()
-    except ServerUnavailable as exc:
-        _server_unavailable(str(exc))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.cleanup()
+    yield from _running(PostgresServer)
