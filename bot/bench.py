@@ -26,7 +26,7 @@ from typing import Any
 from bot.evaluation import Scores, decide_all
 from bot.nlu_data import heldout_files, read_examples
 from bot.paths import project_root, state_dir
-from bot.training import data_hash, model_path, rasa_train, train
+from bot.training import RASA_DATA, data_hash, model_path, rasa_train, train
 
 ROOT = project_root()
 # `python -m bot.bench_gateway` writes its own section between these markers; this page is
@@ -226,7 +226,7 @@ def default_pipeline_section(garda_scores: dict[str, Scores]) -> list[str]:
     if cached.get("data_hash") != current or not (work / "default.tar.gz").is_file():
         (work / "config.yml").write_text(DEFAULT_CONFIG, "utf-8")
         started = time.monotonic()
-        rasa_train(work / "config.yml", "data", work, "default")
+        rasa_train(work / "config.yml", RASA_DATA, work, "default")
         cached = {"data_hash": current, "train_seconds": round(time.monotonic() - started)}
         stamp.write_text(json.dumps(cached), "utf-8")
     train_s = cached["train_seconds"]

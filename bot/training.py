@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,11 @@ logger = logging.getLogger(__name__)
 MODEL_NAME = "garda"
 SPACY_DIR = ".garda/spacy-id"  # named by config.yml; relative to the project root
 # Inputs of the model, relative to the project root.
-HASHED_GLOBS = ("config.yml", "domain.yml", "data/**/*.yml", "bot/nlu/*.py", "bot/nlu/lexicon/*")
+# Rasa's training data. data/hoaxes/ is not: the hoax registry is read by the matcher at
+# start-up, so adding or approving a hoax never retrains the model.
+RASA_DATA = ("data/nlu", "data/rules")
+HASHED_GLOBS = ("config.yml", "domain.yml", "data/nlu/**/*.yml", "data/rules/**/*.yml",
+                "bot/nlu/*.py", "bot/nlu/lexicon/*")
 HASHED_PACKAGES = ("rasa", "spacy", "spacy-lookups-data", "tensorflow", "numpy")
 # Seeds and determinism for a reproducible training run.
 TRAIN_ENV = {
@@ -99,8 +104,8 @@ def build_spacy_pipeline(target: Path | None = None) -> Path:
     return target
 
 
-def rasa_train(config: Path | str, data: Path | str, out_dir: Path, name: str,
-               quiet: bool = True) -> Path:
+def rasa_train(config: Path | str, data: Path | str | Sequence[Path | str], out_dir: Path,
+               name: str, quiet: bool = True) -> Path:
     """Run `rasa train` from the project root with Garda's seeds and settings.
 
     Returns the model archive; raises SystemExit when Rasa fails.
@@ -110,7 +115,8 @@ def rasa_train(config: Path | str, data: Path | str, out_dir: Path, name: str,
     out_dir.mkdir(parents=True, exist_ok=True)
     command = [
         sys.executable, "-m", "rasa", "train", "--config", str(config), "--domain", "domain.yml",
-        "--data", str(data), "--out", str(out_dir), "--fixed-model-name", name,
+        "--data", *(map(str, [data] if isinstance(data, (str, Path)) else data)),
+        "--out", str(out_dir), "--fixed-model-name", name,
     ]
     result = subprocess.run(command, cwd=project_root(), env={**os.environ, **TRAIN_ENV},
                             check=False, stdout=subprocess.DEVNULL if quiet else None)
@@ -128,7 +134,7 @@ def train(force: bool = False, quiet: bool = False) -> bool:
         return False
     print(f"Training the Rasa model (data hash {current[:12]})...", file=sys.stderr)
     started = time.monotonic()
-    trained = rasa_train("config.yml", "data", models_dir(), f"{MODEL_NAME}-training", quiet)
+    trained = rasa_train("config.yml", RASA_DATA, models_dir(), f"{MODEL_NAME}-training", quiet)
     seconds = time.monotonic() - started
     os.replace(trained, model_path())
     meta = {
