@@ -40,6 +40,8 @@ class Response:
 
 
 def _as_date(value: Any) -> dt.date | None:
+    if isinstance(value, dt.datetime):  # YAML reads "2026-11-20 09:00" as a datetime
+        return value.date()
     if isinstance(value, dt.date):
         return value
     try:

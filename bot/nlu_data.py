@@ -12,6 +12,7 @@ from bot.paths import project_root
 # Responses the brain can send besides one per intent and FAQ topic.
 SYSTEM_RESPONSES = (
     "utter_clarify", "utter_fallback", "utter_empty", "utter_out_of_scope", "utter_media",
+    "utter_fact_check",
 )
 
 

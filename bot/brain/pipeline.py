@@ -1,18 +1,24 @@
 """From one citizen message to one Decision.
 
-normalise -> (safety triage, hoax match: later issues) -> Rasa NLU + TopicRouter -> Decision.
-The Rasa model is loaded once; :meth:`Brain.decide` is then cheap per message.
+normalise -> (safety triage: a later issue) -> hoax match -> Rasa NLU + TopicRouter ->
+Decision. A message that reads like a claim but matches no approved hoax gets the
+fact-check holding reply and is escalated to the team (category ``fact_check``).
+The Rasa model and the hoax index are built once; :meth:`Brain.decide` is then cheap.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from bot.brain.decision import Button, Decision
 from bot.brain.ranking import ANSWER, CLARIFY, FALLBACK, Routed
 from bot.content import Content
+from bot.hoax.claims import ASKS_TRUE, FORWARDED, QUESTION, claim_kind
+from bot.hoax.matcher import HoaxMatcher, cached_matcher, routine_texts
+from bot.hoax.registry import HoaxEntry, Registry, RegistryError
 from bot.nlu.normalizer import Normalizer
 from bot.paths import in_project_root
 
@@ -25,6 +31,9 @@ RETRIEVAL_INTENT = "faq"
 NONE_PAYLOAD = "/none"
 OUT_OF_SCOPE = "out_of_scope"
 COMMANDS = {"/start": "greet", "/help": "capabilities", "/menu": "capabilities"}
+HOAX = "hoax"
+ESCALATE = "escalate"
+FACT_CHECK = "fact_check"
 
 
 def response_for(topic: str) -> str:
@@ -33,10 +42,25 @@ def response_for(topic: str) -> str:
 
 
 class Brain:
-    def __init__(self, agent: Any, content: Content, normalizer: Normalizer | None = None) -> None:
+    def __init__(
+        self,
+        agent: Any,
+        content: Content,
+        normalizer: Normalizer | None = None,
+        hoaxes: Sequence[HoaxEntry] | None = None,
+    ) -> None:
+        """``hoaxes``: the registry entries to match (default: the servable entries of
+        ``data/hoaxes/``). Each is checked again before it is sent, so one that lapses
+        while Garda runs is never served."""
         self.agent = agent
         self.content = content
         self.normalizer = normalizer or Normalizer()
+        entries = tuple(Registry.load().servable() if hoaxes is None else hoaxes)
+        self.hoaxes = {entry.id: entry for entry in entries}
+        self.matcher = (
+            cached_matcher(entries, tuple(routine_texts())) if normalizer is None
+            else HoaxMatcher(entries, self.normalizer)
+        )
         self.topics = {
             name.removeprefix("utter_")
             for name in content.responses
@@ -75,8 +99,22 @@ class Brain:
         if not self.normalizer.normalize(stripped[:MAX_NLU_CHARS]):
             return self._decision(original, sender, FALLBACK, None, 0.0, "utter_empty")
 
+        claim_text = self.matcher.normalize(stripped)
+        hoax = self._hoax(original, sender, stripped, claim_text)
+        if hoax is not None:
+            return hoax
+
         parsed = await self.agent.parse_message(stripped[:MAX_NLU_CHARS])
         routed = Routed.from_dict(parsed.get("garda") or {"route": FALLBACK})
+        kind = claim_kind(claim_text, stripped)
+        if (
+            kind == FORWARDED
+            or (kind == QUESTION and routed.route != ANSWER)
+            or (kind == ASKS_TRUE and routed.route == FALLBACK)
+        ):
+            # Reads like a claim the registry does not cover: hold, and tell the team.
+            return self._decision(original, sender, ESCALATE, routed.topic, routed.confidence,
+                                  "utter_fact_check", category=FACT_CHECK)
         if routed.route == ANSWER and routed.topic:
             return self._decision(original, sender, ANSWER, routed.topic, routed.confidence)
         if routed.route == CLARIFY:
@@ -91,6 +129,20 @@ class Brain:
                                   "utter_clarify", buttons)
         reply = "utter_out_of_scope" if routed.topic == OUT_OF_SCOPE else "utter_fallback"
         return self._decision(original, sender, FALLBACK, routed.topic, routed.confidence, reply)
+
+    def _hoax(self, original: str, sender: str | None, stripped: str,
+              claim_text: str) -> Decision | None:
+        match = self.matcher.match(stripped, claim_text)
+        if match is None:
+            return None
+        entry = self.hoaxes[match.hoax_id]
+        try:
+            reply = entry.render(self.content.settings)
+        except RegistryError as error:
+            logger.warning("hoax entry not served: %s", error)
+            return None
+        return Decision(text=original, route=HOAX, intent=None, confidence=match.score,
+                        category=None, hoax_id=entry.id, reply=reply, sender=sender)
 
     def media(self, sender: str | None = None, detail: str | None = None) -> Decision:
         """A photo, voice note, sticker, location or file: Garda reads text only."""
@@ -109,6 +161,7 @@ class Brain:
         confidence: float,
         response: str | None = None,
         buttons: tuple[Button, ...] = (),
+        category: str | None = None,
     ) -> Decision:
         """A Decision whose reply is the approved ``response`` (default: the intent's own)."""
         return Decision(
@@ -116,7 +169,7 @@ class Brain:
             route=route,
             intent=intent,
             confidence=confidence,
-            category=None,
+            category=category,
             hoax_id=None,
             reply=self.content.render(response or response_for(str(intent))),
             buttons=buttons,

@@ -1,0 +1,1 @@
+"""Hoax correction: the approved registry, the matcher, and the tools around them."""
