@@ -140,6 +140,126 @@ def cmd_content_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_hoax_check(args: argparse.Namespace) -> int:
+    from bot.content import Content
+    from bot.hoax.registry import Registry
+
+    registry = Registry.load()
+    problems = registry.check(Content.load().settings)
+    for problem in problems:
+        print(f"hoax: {problem}", file=sys.stderr)
+    if problems:
+        print(f"{len(problems)} problem(s) in data/hoaxes/.", file=sys.stderr)
+        return 1
+    by_status: dict[str, int] = {}
+    for entry in registry.entries.values():
+        by_status[entry.status] = by_status.get(entry.status, 0) + 1
+    summary = ", ".join(f"{n} {status}" for status, n in sorted(by_status.items()))
+    print(f"{len(registry.entries)} hoax entries ({summary}); "
+          f"{len(registry.servable())} may be served.")
+    return 0
+
+
+def cmd_hoax_match(args: argparse.Namespace) -> int:
+    from bot.hoax.claims import claim_kind
+    from bot.hoax.matcher import HoaxMatcher
+    from bot.hoax.registry import Registry
+
+    matcher = HoaxMatcher(Registry.load().servable())
+    text = " ".join(args.text) if args.text else sys.stdin.read()
+    normal = matcher.normalize(text)
+    threshold = matcher.threshold_for(normal, text)
+    print(f"claim cue: {claim_kind(normal, text) or 'none'}; threshold {threshold:.2f}")
+    print(f"(a match needs score >= {matcher.min_score:.2f} and a margin over routine "
+          f"questions >= {threshold:.2f})")
+    for match in matcher.rank(text, args.top, normal):
+        mark = "MATCH" if matcher.accepts(match, normal, text) else "     "
+        print(f"{mark} score {match.score:.3f} margin {match.margin:+.3f} {match.hoax_id}")
+    return 0
+
+
+def cmd_hoax_stats(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from bot import config
+    from bot.hoax.registry import Registry
+    from bot.hoax.stats import trends
+    from bot.store.db import Database, local_day
+
+    settings = config.load()
+    db = Database(settings.database_url)
+    db.upgrade()
+    last = dt.date.fromisoformat(args.until) if args.until else local_day(dt.datetime.now(
+        dt.timezone.utc))
+    first = last - dt.timedelta(days=max(args.days, args.baseline + 1) - 1)
+    found = trends(db.hoax_counts(first, last), last, args.days, args.baseline)[: args.top]
+    titles = {e.id: e.title for e in Registry.load().entries.values()}
+    print(f"Hoax matches, {args.days} day(s) to {last} "
+          f"(spike: improbable against the previous {args.baseline} days)")
+    if not found:
+        print("  no hoax matched in this period")
+    for t in found:
+        flag = "SPIKE" if t.spike else "     "
+        print(f"{flag} {t.period:6d} total {t.last_day:5d} on {last} "
+              f"(avg {t.baseline:.1f}/day before)  {t.hoax_id}: {titles.get(t.hoax_id, '?')}")
+    since = dt.datetime.combine(last - dt.timedelta(days=args.days - 1), dt.time.min,
+                                dt.timezone.utc) - dt.timedelta(hours=14)
+    pending = {d: n for d, n in db.fact_check_counts(since).items()
+               if last - dt.timedelta(days=args.days - 1) <= d <= last}
+    print(f"Unknown claims sent to the fact-check team in the period: {sum(pending.values())}")
+    return 0
+
+
+def cmd_hoax_import(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from bot.hoax.importer import HoaxImportError, import_csv
+    from bot.hoax.registry import registry_dir
+
+    try:
+        result = import_csv(Path(args.csv), Path(args.into) if args.into else registry_dir(),
+                            owner=args.owner, verdict=args.verdict)
+    except HoaxImportError as error:
+        print(f"garda hoax import: {error}", file=sys.stderr)
+        return 1
+    for path in result.written:
+        print(f"draft  {path}")
+    for reason in result.skipped:
+        print(f"skip   {reason}")
+    for note in result.notes:
+        print(f"review {note}")
+    print(f"{len(result.written)} draft(s) written, {len(result.skipped)} row(s) skipped. "
+          "Drafts are never sent: approve each by hand, then run `garda hoax check`.")
+    return 0
+
+
+def cmd_hoax_calibrate(args: argparse.Namespace) -> int:
+    from bot.hoax.calibrate import run
+
+    run()
+    return 0
+
+
+def cmd_eval_hoax_retrieval(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from bot.hoax.evaluate import EvalError, evaluate, read_columns
+
+    try:
+        claims = read_columns(Path(args.claims), args.claim_columns.split(","))
+        queries = read_columns(Path(args.queries), args.query_columns.split(","))
+        if args.out:
+            with open(args.out, "w", encoding="utf-8") as out:
+                report = evaluate(claims, queries, out)
+        else:
+            report = evaluate(claims, queries)
+    except EvalError as error:
+        print(f"garda eval hoax-retrieval: {error}", file=sys.stderr)
+        return 2
+    print("\n".join(report.lines()))
+    return 0
+
+
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -189,6 +309,49 @@ def build_parser() -> argparse.ArgumentParser:
     content_sub.add_parser(
         "check", help="fail on an answer that is missing, unapproved or past its review date"
     ).set_defaults(func=cmd_content_check)
+
+    hoax = sub.add_parser("hoax", help="the approved hoax registry (data/hoaxes/)")
+    hoax_sub = hoax.add_subparsers(dest="hoax_command", required=True)
+    hoax_sub.add_parser(
+        "check", help="fail on an entry that is malformed, or approved but not servable"
+    ).set_defaults(func=cmd_hoax_check)
+    match = hoax_sub.add_parser("match", help="show the best registry matches for a text")
+    match.add_argument("text", nargs="*", help="the message (default: read stdin)")
+    match.add_argument("--top", type=int, default=5)
+    match.set_defaults(func=cmd_hoax_match)
+    stats = hoax_sub.add_parser("stats", help="top hoaxes over a period, and spikes")
+    stats.add_argument("--days", type=int, default=7, help="period length (default 7)")
+    stats.add_argument("--until", help="last day of the period, YYYY-MM-DD (default today)")
+    stats.add_argument("--baseline", type=int, default=14,
+                       help="days before the last day that set each hoax's usual rate")
+    stats.add_argument("--top", type=int, default=20)
+    stats.set_defaults(func=cmd_hoax_stats)
+    imp = hoax_sub.add_parser("import", help="turn a fact-checker's CSV into draft entries")
+    imp.add_argument("csv", help="columns: title, claim, clarification, link")
+    imp.add_argument("--into", help="registry folder (default data/hoaxes/)")
+    imp.add_argument("--owner", default="Tim Pemeriksa Fakta",
+                     help="the unit that will own the drafts")
+    imp.add_argument("--verdict", default="hoaks",
+                     choices=("hoaks", "disinformasi", "misinformasi", "penipuan"))
+    imp.set_defaults(func=cmd_hoax_import)
+    hoax_sub.add_parser(
+        "calibrate", help="show the thresholds that keep routine questions from matching"
+    ).set_defaults(func=cmd_hoax_calibrate)
+
+    evaluation = sub.add_parser("eval", help="evaluate a part of Garda on your own data")
+    eval_sub = evaluation.add_subparsers(dest="eval_command", required=True)
+    retrieval = eval_sub.add_parser(
+        "hoax-retrieval", help="recall@1/@5, MRR, abstention and latency of the hoax matcher"
+    )
+    retrieval.add_argument("--claims", required=True, help="CSV with columns id,claim")
+    retrieval.add_argument("--queries", required=True,
+                           help="CSV with columns id,text (id: the claim it should match)")
+    retrieval.add_argument("--claim-columns", default="id,claim",
+                           help="the id and text columns of CLAIMS (default id,claim)")
+    retrieval.add_argument("--query-columns", default="id,text",
+                           help="the id and text columns of QUERIES (default id,text)")
+    retrieval.add_argument("--out", help="write per-query results here as JSON lines")
+    retrieval.set_defaults(func=cmd_eval_hoax_retrieval)
     return parser
 
 

@@ -11,10 +11,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import and_, create_engine, delete, event, func, or_, select, text, update
 from sqlalchemy.engine import Connection, Engine
@@ -33,6 +35,7 @@ from bot.store.models import (
     UNKNOWN,
     conversations,
     delivery_events,
+    hoax_daily,
     inbound,
     outbox,
     utcnow,
@@ -46,6 +49,20 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 DEDUPE_DAYS = 8
 MIGRATION_LOCK = 0x6A7264  # any constant: the advisory lock that serialises migrations
 DELIVERY_ORDER = {"sent": 1, "delivered": 2, "read": 3, "failed": 4}
+# Hoax trends are counted per day as the team lives it. Indonesia has three time zones;
+# an institution outside WIB sets GARDA_TIMEZONE (an IANA name such as Asia/Makassar).
+LOCAL_DAY_ZONE = "Asia/Jakarta"
+
+
+def local_day(moment: dt.datetime, zone: str | None = None) -> dt.date:
+    """The calendar day of ``moment`` in the institution's time zone."""
+    name = zone or os.environ.get("GARDA_TIMEZONE") or LOCAL_DAY_ZONE
+    try:
+        tz: dt.tzinfo = ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        logger.warning("unknown time zone %r; counting days in WIB (UTC+7)", name)
+        tz = dt.timezone(dt.timedelta(hours=7))
+    return (aware(moment) or moment).astimezone(tz).date()
 
 
 @dataclass(frozen=True)
@@ -272,10 +289,13 @@ class Database:
         """
         now = now or utcnow()
         values = dict(status=DONE, decided_at=now, route=decision.route, intent=decision.intent,
-                      confidence=float(decision.confidence), category=decision.category)
+                      confidence=float(decision.confidence), category=decision.category,
+                      hoax_id=getattr(decision, "hoax_id", None))
         rows: list[OutboxRow] = []
         try:
             with self.engine.begin() as conn:
+                if values["hoax_id"]:
+                    self._count_hoax(conn, local_day(message.received_at), values["hoax_id"])
                 for seq, call in enumerate(calls):
                     outbox_id = conn.execute(outbox.insert().values(
                         inbound_id=message.id, seq=seq, conversation_id=message.conversation_id,
@@ -296,6 +316,37 @@ class Database:
                 conn.execute(update(inbound).where(inbound.c.id == message.id).values(**values))
             return [row for row in self.outbox_for(message.id) if row.status == PENDING]
         return rows
+
+    @staticmethod
+    def _count_hoax(conn: Connection, day: dt.date, hoax_id: str) -> None:
+        """One more match of ``hoax_id`` on ``day`` (an upsert: safe under concurrency)."""
+        if conn.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        statement = insert(hoax_daily).values(day=day, hoax_id=hoax_id, matches=1)
+        conn.execute(statement.on_conflict_do_update(
+            index_elements=[hoax_daily.c.day, hoax_daily.c.hoax_id],
+            set_={"matches": hoax_daily.c.matches + 1},
+        ))
+
+    def hoax_counts(self, first: dt.date, last: dt.date) -> dict[tuple[dt.date, str], int]:
+        """Matches per (day, hoax id) from ``first`` to ``last`` inclusive."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(hoax_daily).where(
+                hoax_daily.c.day >= first, hoax_daily.c.day <= last))
+            return {(row.day, row.hoax_id): int(row.matches) for row in rows}
+
+    def fact_check_counts(self, since: dt.datetime) -> dict[dt.date, int]:
+        """Claim-like messages no approved hoax matched (``fact_check``), per local day."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(inbound.c.received_at).where(
+                inbound.c.category == "fact_check", inbound.c.received_at >= since))
+            found: dict[dt.date, int] = {}
+            for (received,) in rows:
+                day = local_day(received)
+                found[day] = found.get(day, 0) + 1
+            return found
 
     # -- outbox ----------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ import datetime as dt
 from sqlalchemy import (
     Boolean,
     Column,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -78,6 +79,7 @@ inbound = Table(
     Column("intent", String(64), nullable=True),
     Column("confidence", Float, nullable=True),
     Column("category", String(32), nullable=True),
+    Column("hoax_id", String(64), nullable=True),
     UniqueConstraint("channel", "platform_id", name="uq_inbound_channel_platform_id"),
     Index("ix_inbound_conversation_status", "conversation_id", "status", "id"),
     Index("ix_inbound_status_received", "status", "received_at"),
@@ -119,4 +121,14 @@ delivery_events = Table(
     Column("error", String(200), nullable=True),
     Column("received_at", DateTime(timezone=True), nullable=False, default=utcnow),
     Index("ix_delivery_events_platform_message_id", "platform_message_id"),
+)
+
+# Matches per hoax per day (in the institution's time zone): the trend signal behind
+# `garda hoax stats`. Counts only, no message content, so retention leaves it alone.
+hoax_daily = Table(
+    "hoax_daily",
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("hoax_id", String(64), primary_key=True),
+    Column("matches", Integer, nullable=False, default=0),
 )
