@@ -33,6 +33,8 @@ ROOT = project_root()
 # rewritten here, and that section is carried over to the end of the new one.
 GATEWAY_START = "<!-- gateway-bench:start -->"
 GATEWAY_END = "<!-- gateway-bench:end -->"
+HOAX_START = "<!-- hoax-bench:start -->"  # written by bot.bench_hoax
+HOAX_END = "<!-- hoax-bench:end -->"
 SHARED = ROOT.parent / "shared" / "data"
 TEGAL = SHARED / "faq" / "tegal_gov_questions.csv"
 
@@ -264,17 +266,19 @@ def default_pipeline_section(garda_scores: dict[str, Scores]) -> list[str]:
     return lines
 
 
-def kept_gateway_section(path: Path) -> list[str]:
-    """The gateway section of the page being replaced, if it has one."""
+def kept_sections(path: Path) -> list[str]:
+    """The sections other benchmarks wrote on the page being replaced (gateway, hoax)."""
     try:
         old = path.read_text("utf-8")
     except OSError:
         return []
-    start = old.find(GATEWAY_START)
-    end = old.find(GATEWAY_END, start) if start >= 0 else -1
-    if start < 0 or end < 0:
-        return []
-    return ["", old[start:end + len(GATEWAY_END)]]
+    kept = []
+    for start_mark, end_mark in ((HOAX_START, HOAX_END), (GATEWAY_START, GATEWAY_END)):
+        start = old.find(start_mark)
+        end = old.find(end_mark, start) if start >= 0 else -1
+        if start >= 0 and end >= 0:
+            kept += ["", old[start:end + len(end_mark)]]
+    return kept
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -305,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     lines += speed_section()
     if not args.skip_default_pipeline:
         lines += default_pipeline_section(garda_scores)
-    lines += kept_gateway_section(Path(args.out))
+    lines += kept_sections(Path(args.out))
     Path(args.out).write_text("\n".join(lines) + "\n", "utf-8")
     print(f"Wrote {args.out}")
     return 0
