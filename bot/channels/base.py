@@ -20,6 +20,12 @@ TEXT = "text"      # typed text (commands such as /start included)
 BUTTON = "button"  # a press on a button Garda offered: ``text`` is its payload
 MEDIA = "media"    # photo, voice, sticker, location, document...: ``detail`` says which
 
+# Idle seconds before Garda drops a kept-alive connection to a platform. Servers commonly
+# close idle connections after 5 s (uvicorn's default); reusing one at the moment the
+# server closes it loses the reply: the request went out, so Garda must not repeat it.
+# Dropping idle connections well before that makes the race rare.
+KEEPALIVE_EXPIRY = 2.0
+
 
 class MalformedUpdate(ValueError):
     """The body is not a well-formed update of a kind Garda accepts (answered with a 4xx)."""

@@ -52,6 +52,7 @@ from telegram.warnings import PTBDeprecationWarning
 from bot.brain.decision import Button
 from bot.channels.base import (
     BUTTON,
+    KEEPALIVE_EXPIRY,
     MEDIA,
     TEXT,
     Inbound,
@@ -323,7 +324,11 @@ class TelegramChannel:
         assert settings.telegram_token is not None
         api = settings.telegram_api_url
         wait = self._timeout
-        request = HTTPXRequest(connect_timeout=wait, read_timeout=wait, write_timeout=wait)
+        request = HTTPXRequest(
+            connect_timeout=wait, read_timeout=wait, write_timeout=wait,
+            httpx_kwargs={"limits": httpx.Limits(max_connections=256,
+                                                 keepalive_expiry=KEEPALIVE_EXPIRY)},
+        )
         # getUpdates adds its long-poll timeout to this read timeout.
         updates_request = HTTPXRequest(
             connection_pool_size=1, connect_timeout=wait, read_timeout=wait, write_timeout=wait

@@ -31,6 +31,7 @@ import httpx
 from bot.brain.decision import Button
 from bot.channels.base import (
     BUTTON,
+    KEEPALIVE_EXPIRY,
     MEDIA,
     TEXT,
     Inbound,
@@ -332,6 +333,7 @@ class WhatsAppChannel:
             base_url=self._settings.whatsapp_api_url,
             headers={"Authorization": f"Bearer {self._settings.whatsapp_token!s}"},
             timeout=httpx.Timeout(self._timeout),
+            limits=httpx.Limits(keepalive_expiry=KEEPALIVE_EXPIRY),
         )
 
     async def stop(self) -> None:
