@@ -168,13 +168,20 @@ def cmd_hoax_match(args: argparse.Namespace) -> int:
     matcher = HoaxMatcher(Registry.load().servable())
     text = " ".join(args.text) if args.text else sys.stdin.read()
     normal = matcher.normalize(text)
-    threshold = matcher.threshold_for(normal, text)
-    print(f"claim cue: {claim_kind(normal, text) or 'none'}; threshold {threshold:.2f}")
-    print(f"(a match needs score >= {matcher.min_score:.2f} and a margin over routine "
-          f"questions >= {threshold:.2f})")
+    print(f"claim cue: {claim_kind(normal, text) or 'none'}")
+    found = matcher.best(text, normal)
+    if found is not None and matcher.accepts(found, normal, text):
+        how = (f"probability {found.probability:.3f}" if found.probability is not None
+               else f"score {found.score:.3f}, margin {found.margin:+.3f}")
+        print(f"MATCH {found.hoax_id} ({how})")
+    else:
+        why = "" if found is None else f" (best candidate {found.hoax_id}, " + (
+            f"probability {found.probability:.3f})" if found.probability is not None
+            else f"score {found.score:.3f}, margin {found.margin:+.3f})")
+        print(f"no match: Garda abstains{why}")
+    print("most similar entries (score, margin over routine questions):")
     for match in matcher.rank(text, args.top, normal):
-        mark = "MATCH" if matcher.accepts(match, normal, text) else "     "
-        print(f"{mark} score {match.score:.3f} margin {match.margin:+.3f} {match.hoax_id}")
+        print(f"  {match.score:.3f} {match.margin:+.3f} {match.hoax_id}")
     return 0
 
 

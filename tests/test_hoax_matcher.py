@@ -126,3 +126,24 @@ def test_a_huge_message_is_matched_on_its_beginning(matcher: HoaxMatcher) -> Non
     huge = chain + " " + ("lorem ipsum dolor sit amet " * 5000)
     found = matcher.match(huge)
     assert found is not None and found.hoax_id == hoax_id
+
+
+def test_one_entry_without_background_is_matched_by_similarity() -> None:
+    entry = Registry.load().entries["vaksin-microchip-magnet"]
+    lonely = HoaxMatcher([entry], background=[])
+    assert not lonely.learned.any()  # one class: nothing to learn
+    found = lonely.match("vaksin covid ada microchip nya, lengan jadi magnet")
+    assert found is not None and found.hoax_id == entry.id and found.probability is None
+
+
+def test_match_command_says_whether_garda_would_answer() -> None:
+    import subprocess
+    import sys
+
+    def run(text: str) -> str:
+        return subprocess.run([sys.executable, "-m", "bot.cli", "hoax", "match", text],
+                              cwd=ROOT, capture_output=True, text=True, timeout=120,
+                              check=True).stdout
+
+    assert "MATCH vaksin-microchip-magnet" in run("vaksin ada microchipnya ya min?")
+    assert "no match: Garda abstains" in run("jam buka kantor kelurahan")

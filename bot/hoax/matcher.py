@@ -163,6 +163,9 @@ class HoaxMatcher:
         # Rows of unlearned entries are neither routine nor a learned entry: leave them out.
         keep = np.ones(features.shape[0], dtype=bool)
         keep[: self.entry_rows] = self.learned[owners]
+        if len(np.unique(labels[keep])) < 2:  # one entry and no background: nothing to learn
+            self.learned[:] = False
+            return
         # One-vs-rest (liblinear): about 0.5 s here against 4 s for the multinomial fit, and
         # linear in the number of learned entries.
         self.classifier = LogisticRegression(C=C, solver="liblinear", class_weight="balanced")
