@@ -266,6 +266,20 @@ def default_pipeline_section(garda_scores: dict[str, Scores]) -> list[str]:
     return lines
 
 
+def write_marked_section(path: Path, start_mark: str, end_mark: str, section: str) -> None:
+    """Put ``section`` between two markers of ``path`` (replaced if present, appended if
+    not); the rest of the page is left as it is. Used by the gateway and hoax benchmarks."""
+    block = f"{start_mark}\n{section.rstrip()}\n{end_mark}"
+    old = path.read_text("utf-8") if path.is_file() else ""
+    start = old.find(start_mark)
+    end = old.find(end_mark, start) if start >= 0 else -1
+    if start >= 0 and end >= 0:
+        new = old[:start] + block + old[end + len(end_mark):]
+    else:
+        new = (old.rstrip("\n") + "\n\n" if old.strip() else "") + block + "\n"
+    path.write_text(new, "utf-8")
+
+
 def kept_sections(path: Path) -> list[str]:
     """The sections other benchmarks wrote on the page being replaced (gateway, hoax)."""
     try:

@@ -45,7 +45,7 @@ from typing import Any
 import aiohttp
 import httpx
 
-from bot.bench import GATEWAY_END, GATEWAY_START, machine, percentile
+from bot.bench import GATEWAY_END, GATEWAY_START, machine, percentile, write_marked_section
 from bot.paths import project_root, state_dir
 
 ROOT = project_root()
@@ -1329,15 +1329,7 @@ def render(done: dict[str, Deployed], plan: Plan, started: dt.datetime,
 
 def write_section(path: Path, section: str) -> None:
     """Put ``section`` between the gateway markers of ``path``; leave the rest as it is."""
-    block = f"{GATEWAY_START}\n{section.rstrip()}\n{GATEWAY_END}"
-    old = path.read_text("utf-8") if path.is_file() else ""
-    start = old.find(GATEWAY_START)
-    end = old.find(GATEWAY_END, start) if start >= 0 else -1
-    if start >= 0 and end >= 0:
-        new = old[:start] + block + old[end + len(GATEWAY_END):]
-    else:
-        new = (old.rstrip("\n") + "\n\n" if old.strip() else "") + block + "\n"
-    path.write_text(new, "utf-8")
+    write_marked_section(path, GATEWAY_START, GATEWAY_END, section)
 
 
 # -- main ---------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ import numpy as np
 import yaml
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from bot.bench import machine
+from bot.bench import HOAX_END, HOAX_START, machine, write_marked_section
 from bot.hoax.claims import claim_kind
 from bot.hoax.evaluate import RetrievalReport, evaluate
 from bot.hoax.matcher import HoaxMatcher
@@ -31,8 +31,6 @@ from bot.hoax.registry import HoaxEntry, Registry
 from bot.nlu_data import heldout_files, read_examples
 from bot.paths import project_root
 
-HOAX_START = "<!-- hoax-bench:start -->"
-HOAX_END = "<!-- hoax-bench:end -->"
 SHARED = project_root().parent / "shared" / "data"
 TURNBACKHOAX = SHARED / "hoax" / "turnbackhoax2024_dev.csv"
 TEGAL = SHARED / "faq" / "tegal_gov_questions.csv"
@@ -189,18 +187,6 @@ def paraphrase_section(matcher: HoaxMatcher) -> list[str]:
     return lines
 
 
-def write_section(path: Path, section: str) -> None:
-    block = f"{HOAX_START}\n{section.rstrip()}\n{HOAX_END}"
-    old = path.read_text("utf-8") if path.is_file() else ""
-    start = old.find(HOAX_START)
-    end = old.find(HOAX_END, start) if start >= 0 else -1
-    if start >= 0 and end >= 0:
-        new = old[:start] + block + old[end + len(HOAX_END):]
-    else:
-        new = (old.rstrip("\n") + "\n\n" if old.strip() else "") + block + "\n"
-    path.write_text(new, "utf-8")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -222,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         *latency_section(matcher, rows),
         *paraphrase_section(matcher),
     ]
-    write_section(Path(args.out), "\n".join(lines))
+    write_marked_section(Path(args.out), HOAX_START, HOAX_END, "\n".join(lines))
     print(f"Wrote the hoax section of {args.out}")
     return 0
 

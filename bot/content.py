@@ -50,6 +50,22 @@ def _as_date(value: Any) -> dt.date | None:
         return None
 
 
+def date_problems(approved_at: dt.date | None, review_by: dt.date | None,
+                  today: dt.date) -> list[str]:
+    """Why an approval record is not valid on ``today`` (shared by answers and hoaxes)."""
+    problems = []
+    if approved_at and approved_at > today:
+        problems.append(f"approved_at {approved_at} is in the future")
+    if review_by and review_by < today:
+        problems.append(f"review_by {review_by} has passed; review it")
+    return problems
+
+
+def missing_placeholders(text: str, settings: Mapping[str, Any]) -> list[str]:
+    return [f"placeholder {{{key}}} is not in settings"
+            for key in PLACEHOLDER.findall(text) if key not in settings]
+
+
 def _today() -> dt.date:
     return dt.datetime.now(dt.timezone.utc).date()
 
@@ -114,13 +130,10 @@ class Content:
         for key in REQUIRED_METADATA:
             if not getattr(response, key):
                 problems.append(f"{name}: metadata.{key} is missing or not a valid value")
-        if response.approved_at and response.approved_at > today:
-            problems.append(f"{name}: approved_at {response.approved_at} is in the future")
-        if response.review_by and response.review_by < today:
-            problems.append(f"{name}: review_by {response.review_by} has passed; review it")
-        for key in PLACEHOLDER.findall(response.text):
-            if key not in self.settings:
-                problems.append(f"{name}: placeholder {{{key}}} is not in settings")
+        problems += [f"{name}: {p}" for p in (
+            *date_problems(response.approved_at, response.review_by, today),
+            *missing_placeholders(response.text, self.settings),
+        )]
         return problems
 
     def problems(self, today: dt.date | None = None, required: tuple[str, ...] = ()) -> list[str]:

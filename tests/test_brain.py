@@ -6,25 +6,13 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import pytest
+from scripted import ScriptedParser
 
 from bot.brain.pipeline import Brain
 from bot.brain.ranking import Routed
 from bot.content import Content
-
-
-class ScriptedParser:
-    """Answers parse_message with a fixed routing result and records what it was asked."""
-
-    def __init__(self, routed: Routed) -> None:
-        self.routed = routed
-        self.seen: list[str] = []
-
-    async def parse_message(self, text: str) -> dict[str, Any]:
-        self.seen.append(text)
-        return {"text": text, "garda": self.routed.as_dict()}
 
 
 @pytest.fixture(scope="module")

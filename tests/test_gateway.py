@@ -293,6 +293,36 @@ def test_whatsapp_message_is_answered_and_its_delivery_recorded(garda: Deploymen
                      m=wamid)[0][0] == "read"
 
 
+def test_a_forwarded_hoax_gets_its_clarification_and_is_counted(garda: Deployment) -> None:
+    from bot.hoax.registry import Registry
+
+    citizen = "6281200000612"
+    chain = ("*PENTING!!* Vaksin booster terbaru katanya ada MICROCHIP 5G, lengan bisa nempel "
+             "magnet 🧲🧲 sudah dibuktikan banyak orang!! SEBARKAN ke semua grup keluarga!!!")
+    assert garda.post_whatsapp(wa.text_message(citizen, chain)).status_code == 200
+    sent = wait_for(lambda: garda.whatsapp_sent_to(citizen), what="the clarification")
+    entry = Registry.load().entries["vaksin-microchip-magnet"]
+    shown = sent[0].get("text", {}).get("body", "")
+    assert shown.startswith(f"[HOAKS] {entry.title}") and entry.sources[0].url in shown
+    assert garda.sql("SELECT i.route, i.hoax_id FROM inbound i JOIN conversations c "
+                     "ON c.id = i.conversation_id WHERE c.chat_id = :w", w=citizen) == [
+        ("hoax", "vaksin-microchip-magnet")]
+    assert garda.sql("SELECT hoax_id, matches FROM hoax_daily") == [
+        ("vaksin-microchip-magnet", 1)]
+
+
+def test_an_unknown_forwarded_claim_gets_the_holding_reply(garda: Deployment) -> None:
+    citizen = "6281200000613"
+    chain = ("INFO PENTING!!! Jembatan Merah Sukamaju akan ditutup total mulai besok selama "
+             "6 bulan, semua kendaraan dialihkan. Tolong sebarkan ke grup RT/RW!!")
+    assert garda.post_whatsapp(wa.text_message(citizen, chain)).status_code == 200
+    sent = wait_for(lambda: garda.whatsapp_sent_to(citizen), what="the holding reply")
+    assert first_line("utter_fact_check") in sent[0].get("text", {}).get("body", "")
+    assert garda.sql("SELECT i.route, i.category FROM inbound i JOIN conversations c "
+                     "ON c.id = i.conversation_id WHERE c.chat_id = :w", w=citizen) == [
+        ("escalate", "fact_check")]
+
+
 def test_whatsapp_bad_or_missing_signature_is_refused_and_nothing_stored(
         garda: Deployment) -> None:
     citizen = "6281200000602"
@@ -343,10 +373,12 @@ def test_twenty_messages_from_one_sender_are_answered_in_order_while_others_proc
         assert garda.post_telegram(tg.text_update(1200, other, KTP_QUESTION)).status_code == 200
     assert codes == [200] * 20
     wait_for(lambda: len(garda.telegram_sent_to(busy)) == 20, timeout=120, what="20 replies")
-    rows = garda.sql(
+    # The stub records a call before Garda stores the platform's message id: wait for both.
+    rows = wait_for(lambda: (r := garda.sql(
         "SELECT i.id, o.platform_message_id FROM inbound i JOIN outbox o ON o.inbound_id = i.id"
         " WHERE i.channel = 'telegram' AND i.platform_id LIKE '11%' AND o.method = 'sendMessage'"
-        " ORDER BY i.id")
+        " AND o.platform_message_id IS NOT NULL ORDER BY i.id")) and len(r) == 20 and r,
+        what="20 sent rows")
     assert len(rows) == 20
     sent_order = [int(message_id) for _, message_id in rows]
     assert sent_order == sorted(sent_order), "replies left in a different order than arrival"

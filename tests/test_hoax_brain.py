@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
+from scripted import ScriptedParser
 
 from bot.brain.decision import Decision
 from bot.brain.pipeline import Brain
@@ -29,16 +30,6 @@ UNKNOWN_CHAIN = (
     "PENTING!!! Mulai malam ini jam 24.00 harga gas melon naik jadi 50 ribu per tabung, "
     "sudah diumumkan resmi. Buruan beli sebelum naik!! SEBARKAN ke semua grup keluarga"
 )
-
-
-class ScriptedParser:
-    def __init__(self, routed: Routed) -> None:
-        self.routed = routed
-        self.seen: list[str] = []
-
-    async def parse_message(self, text: str) -> dict[str, Any]:
-        self.seen.append(text)
-        return {"text": text, "garda": self.routed.as_dict()}
 
 
 ANSWER = Routed("answer", "faq/bansos", 0.97)

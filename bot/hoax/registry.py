@@ -18,7 +18,13 @@ from typing import Any
 
 import yaml
 
-from bot.content import PLACEHOLDER, _as_date, _today
+from bot.content import (
+    PLACEHOLDER,
+    _as_date,
+    _today,
+    date_problems,
+    missing_placeholders,
+)
 from bot.paths import project_root
 
 VERDICTS = ("hoaks", "disinformasi", "misinformasi", "penipuan")
@@ -81,10 +87,7 @@ class HoaxEntry:
         for key in APPROVAL:
             if not getattr(self, key):
                 found.append(f"{key} is missing or not a valid value")
-        if self.approved_at and self.approved_at > today:
-            found.append(f"approved_at {self.approved_at} is in the future")
-        if self.review_by and self.review_by < today:
-            found.append(f"review_by {self.review_by} has passed; review it")
+        found += date_problems(self.approved_at, self.review_by, today)
         if self.expires and self.expires < today:
             found.append(f"expired on {self.expires}")
         if not self.sources:
@@ -92,9 +95,7 @@ class HoaxEntry:
         if TODO in self.clarification:
             found.append("clarification still contains TODO")
         if settings is not None:
-            for key in PLACEHOLDER.findall(self.clarification):
-                if key not in settings:
-                    found.append(f"placeholder {{{key}}} is not in settings")
+            found += missing_placeholders(self.clarification, settings)
         return found
 
     def servable(self, today: dt.date | None = None) -> bool:
@@ -253,8 +254,6 @@ class Registry:
             if entry.status == "approved":
                 found.extend(f"{entry.id}: {p}" for p in entry.problems(today, settings))
             else:
-                found.extend(
-                    f"{entry.id}: placeholder {{{k}}} is not in settings"
-                    for k in PLACEHOLDER.findall(entry.clarification) if k not in settings
-                )
+                found.extend(f"{entry.id}: {p}"
+                             for p in missing_placeholders(entry.clarification, settings))
         return found
