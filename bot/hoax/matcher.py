@@ -9,7 +9,7 @@ look the same here as in the NLU pipeline):
 * words, stemmed with Sastrawi (Indonesian affixes: "didaftarkan", "pendaftaran" and
   "daftar" meet), and
 * character n-grams (3-5) inside word boundaries, which survive typos and run-together
-  words ("suryapaloh").
+  words ("suryapaloh") (both from :mod:`bot.brain.features`).
 
 The score of a text is the mean of the two cosines; an entry scores its best text. Both
 views are sparse inverted indexes, so a message costs one sparse product per view
@@ -40,13 +40,13 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
+from bot.brain.features import char_vectorizer, word_vectorizer
 from bot.hoax.claims import claim_kind
 from bot.hoax.registry import HoaxEntry
 from bot.nlu.normalizer import Normalizer
@@ -64,25 +64,6 @@ C = 20.0              # inverse regularisation of the classifier
 # first part carries the claim, the rest is usually "sebarkan" and links.
 MAX_CHARS = 4000
 WORD_WEIGHT = 0.5
-
-
-@functools.lru_cache(maxsize=1)
-def _stemmer() -> Any:
-    from Sastrawi.Stemmer.StemmerFactory import StemmerFactory
-
-    return StemmerFactory().create_stemmer()
-
-
-@functools.lru_cache(maxsize=200_000)
-def stem(word: str) -> str:
-    """Sastrawi's stem of one lower-case word (placeholders and numbers kept as they are)."""
-    if not word.isalpha() or len(word) <= 3:
-        return word
-    return _stemmer().stem(word) or word
-
-
-def stemmed_words(text: str) -> list[str]:
-    return [stem(w) for w in text.split()]
 
 
 @dataclass(frozen=True)
@@ -144,9 +125,8 @@ class HoaxMatcher:
         self.chars: TfidfVectorizer | None = None
         if not rows:
             return
-        self.words = TfidfVectorizer(analyzer=stemmed_words, sublinear_tf=True, dtype=np.float32)
-        self.chars = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True,
-                                     dtype=np.float32)
+        self.words = word_vectorizer()
+        self.chars = char_vectorizer()
         # Stored transposed (features x rows, CSR): a query's non-zero features pick rows.
         word_rows = self.words.fit_transform(rows)
         char_rows = self.chars.fit_transform(rows)
