@@ -45,5 +45,11 @@ def intents(root: Path | None = None) -> list[str]:
 
 
 def required_responses(root: Path | None = None) -> tuple[str, ...]:
-    """Every response Garda may send: one per trained intent or topic, plus the system ones."""
-    return tuple(f"utter_{intent}" for intent in intents(root)) + SYSTEM_RESPONSES
+    """Every response Garda may send: one per trained intent or topic, the system ones,
+    and each escalation category's holding reply (settings/escalation.yml)."""
+    from bot.safety.categories import categories, settings_path
+
+    path = (root / "settings" / "escalation.yml") if root else settings_path()
+    holding = tuple(dict.fromkeys(c.reply for c in categories(path).values()))
+    return (tuple(f"utter_{intent}" for intent in intents(root)) + SYSTEM_RESPONSES
+            + tuple(r for r in holding if r not in SYSTEM_RESPONSES))

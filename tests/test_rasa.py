@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.safety.categories import categories
 from bot.training import RASA_DATA
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,7 +27,8 @@ def _rasa(*args: str) -> subprocess.CompletedProcess[str]:
 
 # Sent by bot.brain itself (no intent leads to them), so no Rasa rule uses them.
 BRAIN_ONLY_RESPONSES = ("utter_clarify", "utter_empty", "utter_fallback", "utter_media",
-                        "utter_fact_check")
+                        "utter_fact_check",
+                        *(c.reply for c in categories().values()))
 
 
 def test_rasa_data_validate_passes_without_unexplained_warnings() -> None:

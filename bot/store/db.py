@@ -40,6 +40,7 @@ from bot.store.models import (
     outbox,
     utcnow,
 )
+from bot.store.tickets import TicketSpec, open_or_escalate
 
 logger = logging.getLogger(__name__)
 
@@ -280,9 +281,11 @@ class Database:
 
     def save_decision(
         self, message: InboundRow, decision: Any, calls: Sequence[Outgoing],
-        now: dt.datetime | None = None,
+        now: dt.datetime | None = None, ticket: TicketSpec | None = None,
     ) -> list[OutboxRow]:
-        """Record the decision and every reply call at once (one reply per inbound message).
+        """Record the decision and every reply call at once (one reply per inbound message),
+        and, for an escalation (``ticket``), open the conversation's ticket or add to its
+        active one, in the same transaction.
 
         Returns the outbox rows to send: the new ones, or, if this message's replies were
         already recorded (a recovered claim), those of them still pending.
@@ -311,6 +314,8 @@ class Database:
                         is_group=message.is_group,
                     ))
                 conn.execute(update(inbound).where(inbound.c.id == message.id).values(**values))
+                if ticket is not None:
+                    open_or_escalate(conn, message.conversation_id, message.id, ticket, now)
         except IntegrityError:
             with self.engine.begin() as conn:
                 conn.execute(update(inbound).where(inbound.c.id == message.id).values(**values))
@@ -347,6 +352,18 @@ class Database:
                 day = local_day(received)
                 found[day] = found.get(day, 0) + 1
             return found
+
+    def previous_decided(self, conversation_id: int, before: int) -> tuple[str, str | None,
+                                                                          str] | None:
+        """(route, intent, kind) of the conversation's last decided message before ``before``."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(inbound.c.route, inbound.c.intent, inbound.c.kind)
+                .where(inbound.c.conversation_id == conversation_id, inbound.c.id < before,
+                       inbound.c.status == DONE)
+                .order_by(inbound.c.id.desc()).limit(1)
+            ).first()
+        return (row.route, row.intent, row.kind) if row is not None else None
 
     # -- outbox ----------------------------------------------------------------------
 

@@ -132,3 +132,43 @@ hoax_daily = Table(
     Column("hoax_id", String(64), primary_key=True),
     Column("matches", Integer, nullable=False, default=0),
 )
+
+# Ticket statuses (the admin queue). OPEN and CLAIMED are "active": a conversation has at
+# most one active ticket (tickets are opened only by the worker holding the
+# conversation's lock, which first looks for an active one).
+OPEN = "open"
+CLAIMED = "claimed"
+RESOLVED = "resolved"
+HANDED_BACK = "handed_back"
+ACTIVE = (OPEN, CLAIMED)
+
+tickets = Table(
+    "tickets",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("conversation_id", Integer, ForeignKey("conversations.id"), nullable=False),
+    Column("inbound_id", Integer, ForeignKey("inbound.id"), nullable=True),  # what opened it
+    Column("category", String(32), nullable=False),
+    Column("priority", Integer, nullable=False),
+    Column("status", String(16), nullable=False, default=OPEN),
+    Column("assignee", String(64), nullable=True),
+    Column("opened_at", DateTime(timezone=True), nullable=False, default=utcnow),
+    Column("claim_by", DateTime(timezone=True), nullable=False),  # time-to-claim deadline
+    Column("claimed_at", DateTime(timezone=True), nullable=True),
+    Column("closed_at", DateTime(timezone=True), nullable=True),
+    Index("ix_tickets_queue", "status", "priority", "claim_by"),
+    Index("ix_tickets_conversation_status", "conversation_id", "status"),
+)
+
+# Append-only: who did what to a ticket, and when. Nothing updates or deletes a row.
+ticket_events = Table(
+    "ticket_events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("ticket_id", Integer, ForeignKey("tickets.id"), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False, default=utcnow),
+    Column("actor", String(64), nullable=False),  # an admin's user name, or "garda"
+    Column("action", String(32), nullable=False),
+    Column("detail", Text, nullable=True),
+    Index("ix_ticket_events_ticket", "ticket_id", "id"),
+)
