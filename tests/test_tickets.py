@@ -10,10 +10,12 @@ import datetime as dt
 import threading
 
 import pytest
+from sqlalchemy import select
 
 from bot.brain.decision import Decision
 from bot.channels.base import TEXT, Inbound, Outgoing
 from bot.safety.categories import categories
+from bot.store import models
 from bot.store.db import Database
 from bot.store.tickets import TicketError, Tickets, TicketSpec
 
@@ -128,3 +130,38 @@ def test_a_new_escalation_after_resolution_opens_a_new_ticket(db: Database) -> N
     escalate(db, "c6", "2", "human_request")
     new = tickets.active(conversation)
     assert new is not None and new.id != old.id and new.status == "open"
+
+
+def test_an_admin_reply_is_queued_in_order_behind_the_bot_and_logged(db: Database) -> None:
+    conversation = escalate(db, "c7", "1", "human_request")
+    tickets = Tickets(db.engine)
+    ticket = tickets.active(conversation)
+    assert ticket is not None
+    rows = db.admin_reply(conversation, ticket.id, "ani",
+                          [Outgoing("sendMessage", {"text": "Halo, saya Ani dari Diskominfo."})])
+    pending = db.pending_outbox(conversation)
+    assert [r.payload["text"] for r in pending] == ["tunggu", "Halo, saya Ani dari Diskominfo."]
+    assert pending[1].id == rows[0].id and pending[1].inbound_id is None
+    assert tickets.events(ticket.id)[-1].actor == "ani"
+    assert tickets.events(ticket.id)[-1].action == "replied"
+
+
+def test_retention_keeps_active_tickets_and_removes_closed_ones_with_their_notes(
+        db: Database) -> None:
+    tickets = Tickets(db.engine)
+    kept = tickets.active(escalate(db, "c8", "1", "emergency"))
+    closed = tickets.active(escalate(db, "c9", "1", "privacy"))
+    assert kept is not None and closed is not None
+    reply = Outgoing("sendMessage", {"text": "NIK Anda 3201xxxxxxxxxxxx sudah kami blokir"})
+    db.admin_reply(closed.conversation_id, closed.id, "ani", [reply])
+    tickets.resolve(closed.id, "ani", "warga memberi NIK lengkap di chat")
+    later = models.utcnow() + dt.timedelta(days=400)
+    db.purge(30, now=later)
+    assert tickets.active(kept.conversation_id) is not None  # open: never purged
+    with pytest.raises(TicketError):
+        tickets.get(closed.id)
+    with db.engine.connect() as conn:
+        assert conn.execute(select(models.outbox.c.id).where(
+            models.outbox.c.ticket_id == closed.id)).all() == []
+        assert conn.execute(select(models.ticket_events.c.id).where(
+            models.ticket_events.c.ticket_id == closed.id)).all() == []

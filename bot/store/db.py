@@ -25,6 +25,7 @@ from sqlalchemy.pool import QueuePool
 
 from bot.channels.base import Inbound, Outgoing, StatusEvent
 from bot.store.models import (
+    ACTIVE,
     DONE,
     FAILED,
     PENDING,
@@ -38,9 +39,11 @@ from bot.store.models import (
     hoax_daily,
     inbound,
     outbox,
+    ticket_events,
+    tickets,
     utcnow,
 )
-from bot.store.tickets import TicketSpec, open_or_escalate
+from bot.store.tickets import SYSTEM, TicketSpec, log_event, open_or_escalate
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +105,7 @@ class InboundRow:
 @dataclass(frozen=True)
 class OutboxRow:
     id: int
-    inbound_id: int
+    inbound_id: int | None  # None: an admin's reply
     seq: int
     conversation_id: int
     channel: str
@@ -371,11 +374,37 @@ class Database:
         with self.engine.connect() as conn:
             rows = conn.execute(
                 select(outbox, inbound.c.received_at, inbound.c.is_group)
-                .join(inbound, inbound.c.id == outbox.c.inbound_id)
+                .outerjoin(inbound, inbound.c.id == outbox.c.inbound_id)  # admin rows: none
                 .where(outbox.c.conversation_id == conversation_id, outbox.c.status == PENDING)
-                .order_by(outbox.c.inbound_id, outbox.c.seq)
+                .order_by(outbox.c.id)
             ).all()
         return [self._outbox_row(row) for row in rows]
+
+    def admin_reply(self, conversation_id: int, ticket_id: int, author: str,
+                    calls: Sequence[Outgoing], now: dt.datetime | None = None) -> list[OutboxRow]:
+        """Queue an admin's reply to the citizen (sent by a worker, in order, like any
+        other reply) and log it on the ticket, in one transaction."""
+        now = now or utcnow()
+        rows: list[OutboxRow] = []
+        with self.engine.begin() as conn:
+            conversation = conn.execute(select(conversations.c.channel).where(
+                conversations.c.id == conversation_id)).first()
+            if conversation is None:
+                raise ValueError(f"no conversation {conversation_id}")
+            for seq, call in enumerate(calls):
+                outbox_id = conn.execute(outbox.insert().values(
+                    inbound_id=None, seq=seq, conversation_id=conversation_id,
+                    channel=conversation.channel, method=call.method,
+                    payload=json.dumps(call.payload, ensure_ascii=False), status=PENDING,
+                    attempts=0, created_at=now, author=author, ticket_id=ticket_id,
+                )).inserted_primary_key[0]
+                rows.append(OutboxRow(
+                    id=int(outbox_id), inbound_id=None, seq=seq, conversation_id=conversation_id,
+                    channel=conversation.channel, method=call.method, payload=dict(call.payload),
+                    status=PENDING, attempts=0, next_attempt_at=None,
+                ))
+            log_event(conn, ticket_id, author, "replied", None, now)
+        return rows
 
     def outbox_for(self, inbound_id: int) -> list[OutboxRow]:
         with self.engine.connect() as conn:
@@ -543,14 +572,30 @@ class Database:
             conn.execute(update(outbox).where(outbox.c.created_at < content_before,
                                               outbox.c.payload.is_not(None))
                          .values(payload=None))
+            # Admins' notes may quote the citizen: emptied with the rest of the content.
+            conn.execute(update(ticket_events).where(
+                ticket_events.c.at < content_before, ticket_events.c.actor != SYSTEM,
+                ticket_events.c.detail.is_not(None)).values(detail=None))
+            # Closed tickets go with the rows; open ones stay whatever their age.
+            closed = select(tickets.c.id).where(tickets.c.status.not_in(ACTIVE),
+                                                tickets.c.closed_at < rows_before)
+            conn.execute(delete(ticket_events).where(ticket_events.c.ticket_id.in_(closed)))
+            conn.execute(delete(tickets).where(tickets.c.id.in_(closed)))
             old = select(inbound.c.id).where(inbound.c.received_at < rows_before)
-            conn.execute(delete(outbox).where(outbox.c.inbound_id.in_(old)))
+            conn.execute(update(tickets).where(tickets.c.inbound_id.in_(old))
+                         .values(inbound_id=None))
+            conn.execute(delete(outbox).where(or_(
+                outbox.c.inbound_id.in_(old),
+                and_(outbox.c.inbound_id.is_(None), outbox.c.created_at < rows_before))))
             deleted = conn.execute(delete(inbound).where(inbound.c.received_at < rows_before)
                                    ).rowcount
             conn.execute(delete(delivery_events).where(delivery_events.c.received_at < rows_before))
             live = select(inbound.c.conversation_id).distinct()
+            ticketed = select(tickets.c.conversation_id).distinct()
             conn.execute(delete(conversations).where(and_(
                 conversations.c.id.not_in(live),
+                conversations.c.id.not_in(ticketed),
+                conversations.c.id.not_in(select(outbox.c.conversation_id).distinct()),
                 or_(conversations.c.last_inbound_at.is_(None),
                     conversations.c.last_inbound_at < rows_before))))
         return {"emptied": int(emptied or 0), "deleted": int(deleted or 0)}

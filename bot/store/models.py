@@ -89,7 +89,8 @@ outbox = Table(
     "outbox",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column("inbound_id", Integer, ForeignKey("inbound.id"), nullable=False),
+    # The message this row answers; empty for a reply an admin wrote (``author``).
+    Column("inbound_id", Integer, ForeignKey("inbound.id"), nullable=True),
     Column("seq", Integer, nullable=False),
     Column("conversation_id", Integer, ForeignKey("conversations.id"), nullable=False),
     Column("channel", String(16), nullable=False),
@@ -104,6 +105,8 @@ outbox = Table(
     Column("error", String(200), nullable=True),
     Column("delivery_status", String(16), nullable=True),
     Column("delivery_at", DateTime(timezone=True), nullable=True),
+    Column("author", String(64), nullable=True),  # the admin who wrote it; empty: Garda
+    Column("ticket_id", Integer, nullable=True),   # the ticket an admin reply belongs to
     # One reply per inbound message: a replayed or re-decided message cannot add another.
     UniqueConstraint("inbound_id", "seq", name="uq_outbox_inbound_seq"),
     Index("ix_outbox_conversation_status", "conversation_id", "status", "id"),
