@@ -57,8 +57,12 @@ def test_heldout_accuracy_stays_above_its_floor(scores: dict[str, Scores], name:
 
 
 @pytest.mark.model
-def test_routine_heldout_questions_are_never_escalated_or_called_hoaxes(
+def test_routine_heldout_questions_are_never_called_hoaxes_and_rarely_escalated(
     scores: dict[str, Scores],
 ) -> None:
-    for result in scores.values():
-        assert result.routes["escalate"] == 0 and result.routes["hoax"] == 0
+    """Never a hoax; escalated (safety triage, fact-check) at most 1% of the time: the
+    escalation issue's false-escalation goal."""
+    total = sum(result.total for result in scores.values())
+    escalated = sum(result.routes["escalate"] for result in scores.values())
+    assert all(result.routes["hoax"] == 0 for result in scores.values())
+    assert escalated <= 0.01 * total

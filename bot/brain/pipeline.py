@@ -1,7 +1,8 @@
 """From one citizen message to one Decision.
 
-normalise -> (safety triage: a later issue) -> hoax match -> Rasa NLU + TopicRouter ->
-Decision. A message that reads like a claim but matches no approved hoax gets the
+normalise -> safety triage -> hoax match -> Rasa NLU + TopicRouter -> Decision.
+A sensitive message (bot/safety) gets its category's approved holding reply and is
+escalated to people. A message that reads like a claim but matches no approved hoax gets the
 fact-check holding reply and is escalated to the team (category ``fact_check``).
 The Rasa model and the hoax index are built once; :meth:`Brain.decide` is then cheap.
 """
@@ -21,6 +22,8 @@ from bot.hoax.matcher import HoaxMatcher, cached_matcher, routine_texts
 from bot.hoax.registry import HoaxEntry, Registry, RegistryError
 from bot.nlu.normalizer import Normalizer
 from bot.paths import in_project_root
+from bot.safety.categories import CRITICAL, FACT_CHECK, categories
+from bot.safety.triage import SafetyTriage, default_triage
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +36,6 @@ OUT_OF_SCOPE = "out_of_scope"
 COMMANDS = {"/start": "greet", "/help": "capabilities", "/menu": "capabilities"}
 HOAX = "hoax"
 ESCALATE = "escalate"
-FACT_CHECK = "fact_check"
 
 
 def response_for(topic: str) -> str:
@@ -48,24 +50,53 @@ class Brain:
         content: Content,
         normalizer: Normalizer | None = None,
         hoaxes: Sequence[HoaxEntry] | None = None,
+        safety: SafetyTriage | None = None,
     ) -> None:
         """``hoaxes``: the registry entries to match (default: the servable entries of
         ``data/hoaxes/``). Each is checked again before it is sent, so one that lapses
-        while Garda runs is never served."""
+        while Garda runs is never served. ``safety``: the triage classifier (default: the
+        one trained from ``data/safety/``). Both are built on first use (:meth:`warm`), so
+        a Brain that only renders replies costs nothing."""
         self.agent = agent
         self.content = content
         self.normalizer = normalizer or Normalizer()
-        entries = tuple(Registry.load().servable() if hoaxes is None else hoaxes)
-        self.hoaxes = {entry.id: entry for entry in entries}
-        self.matcher = (
-            cached_matcher(entries, tuple(routine_texts())) if normalizer is None
-            else HoaxMatcher(entries, self.normalizer)
-        )
+        self._own_normalizer = normalizer is not None
+        self._entries = None if hoaxes is None else tuple(hoaxes)
+        self._hoax_index: dict[str, HoaxEntry] | None = None
+        self._matcher: HoaxMatcher | None = None
+        self._safety = safety
         self.topics = {
             name.removeprefix("utter_")
             for name in content.responses
             if name.startswith(f"utter_{RETRIEVAL_INTENT}/")
         }
+
+    @property
+    def hoaxes(self) -> dict[str, HoaxEntry]:
+        if self._hoax_index is None:
+            if self._entries is None:
+                self._entries = tuple(Registry.load().servable())
+            self._hoax_index = {entry.id: entry for entry in self._entries}
+        return self._hoax_index
+
+    @property
+    def matcher(self) -> HoaxMatcher:
+        if self._matcher is None:
+            entries = tuple(self.hoaxes.values())
+            self._matcher = (HoaxMatcher(entries, self.normalizer) if self._own_normalizer
+                             else cached_matcher(entries, tuple(routine_texts())))
+        return self._matcher
+
+    @property
+    def safety(self) -> SafetyTriage:
+        if self._safety is None:
+            self._safety = default_triage()
+        return self._safety
+
+    def warm(self) -> Brain:
+        """Build the hoax index and the safety classifier now, not on the first message."""
+        _ = self.matcher, self.safety
+        return self
 
     @classmethod
     def load(cls, model_path: Path | None = None, content: Content | None = None) -> Brain:
@@ -78,7 +109,7 @@ class Brain:
             raise FileNotFoundError(f"no trained model at {path}; run `garda train` first")
         with in_project_root():
             agent = Agent.load(str(path))
-        return cls(agent, content or Content.load())
+        return cls(agent, content or Content.load()).warm()
 
     async def decide(self, text: Any, sender: str | None = None) -> Decision:
         original = text if isinstance(text, str) else ""
@@ -99,22 +130,33 @@ class Brain:
         if not self.normalizer.normalize(stripped[:MAX_NLU_CHARS]):
             return self._decision(original, sender, FALLBACK, None, 0.0, "utter_empty")
 
+        verdict = self.safety.classify(stripped)
         claim_text = self.matcher.normalize(stripped)
+        kind = claim_kind(claim_text, stripped)
         hoax = self._hoax(original, sender, stripped, claim_text)
-        if hoax is not None:
+        # A known hoax gets its clarification, even when it sounds alarming ("penculik
+        # mobil putih, sebarkan!"): unless the safety classifier reads a critical category
+        # (emergency, self-harm, threat) in a message that is not a forwarded or
+        # questioned claim: "anak saya barusan dibawa mobil putih, tolong!" is an
+        # emergency first, whatever hoax it resembles.
+        if hoax is not None and (verdict.category not in CRITICAL or kind is not None):
             return hoax
+        if verdict.category is not None:
+            if kind == FORWARDED and verdict.category not in CRITICAL:
+                # A chain message that is hostile or alarming but not about anyone in
+                # danger: it is a rumour to check before it is anything else.
+                return self.escalation(original, FACT_CHECK, sender, verdict.probability)
+            return self.escalation(original, verdict.category, sender, verdict.probability)
 
         parsed = await self.agent.parse_message(stripped[:MAX_NLU_CHARS])
         routed = Routed.from_dict(parsed.get("garda") or {"route": FALLBACK})
-        kind = claim_kind(claim_text, stripped)
         if (
             kind == FORWARDED
             or (kind == QUESTION and routed.route != ANSWER)
             or (kind == ASKS_TRUE and routed.route == FALLBACK)
         ):
             # Reads like a claim the registry does not cover: hold, and tell the team.
-            return self._decision(original, sender, ESCALATE, routed.topic, routed.confidence,
-                                  "utter_fact_check", category=FACT_CHECK)
+            return self.escalation(original, FACT_CHECK, sender, routed.confidence, routed.topic)
         if routed.route == ANSWER and routed.topic:
             return self._decision(original, sender, ANSWER, routed.topic, routed.confidence)
         if routed.route == CLARIFY:
@@ -143,6 +185,14 @@ class Brain:
             return None
         return Decision(text=original, route=HOAX, intent=None, confidence=match.score,
                         category=None, hoax_id=entry.id, reply=reply, sender=sender)
+
+    def escalation(self, text: str, category: str, sender: str | None = None,
+                   confidence: float = 0.0, intent: str | None = None) -> Decision:
+        """For people, not the bot: the category's approved holding reply
+        (settings/escalation.yml); the runtime opens the ticket."""
+        reply = categories()[category].reply
+        return self._decision(text, sender, ESCALATE, intent, confidence, reply,
+                              category=category)
 
     def media(self, sender: str | None = None, detail: str | None = None) -> Decision:
         """A photo, voice note, sticker, location or file: Garda reads text only."""
