@@ -104,6 +104,9 @@ class ProcessBrainRunner:
     def failure(self, message: Any) -> Decision:
         return self._local.failure(message.text)
 
+    def escalation(self, message: Any, category: str, like: Decision) -> Decision:
+        return self._local.escalation(message.text, category, None, like.confidence, like.intent)
+
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)

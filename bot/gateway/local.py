@@ -11,19 +11,40 @@ from typing import Any
 from bot.channels.base import BUTTON, TEXT, Inbound
 from bot.channels.local import LocalChannel
 from bot.config import Settings
-from bot.gateway.runtime import BrainRunner, Runtime
+from bot.gateway.runtime import HANDOFF, BrainRunner, Runtime
 from bot.store.db import Database
 from bot.store.queue import InProcessQueue
+
+HANDED_TO_PEOPLE = ("(Pesan diteruskan kepada petugas. Balasan petugas akan muncul di sini; "
+                    "asisten otomatis menunggu sampai petugas mengembalikan percakapan.)")
+REPLY_WAIT = 120.0  # seconds a typed line waits for its reply before the prompt returns
 
 
 async def chat_session(
     runtime: Runtime, local: LocalChannel, read: Callable[[str], str],
     write: Callable[[str], None],
 ) -> None:
+    """Read lines, and print every reply as it comes: the bot's, and, while people have the
+    conversation (an escalation), the admins' replies from the console."""
     session = uuid.uuid4().hex[:12]
     chat_id = f"terminal-{session}"
     buttons: list[dict[str, str]] = []
+    printed = asyncio.Event()
+
+    async def show_replies() -> None:
+        nonlocal buttons
+        inbox = local.inbox(chat_id)
+        while True:
+            reply = await inbox.get()
+            write("Garda > " + str(reply["text"]).replace("\n", "\n        "))
+            buttons = list(reply.get("buttons") or [])
+            for index, button in enumerate(buttons, 1):
+                write(f"        [{index}] {button['title']}")
+            write("")
+            printed.set()
+
     await runtime.start()
+    printer = asyncio.create_task(show_replies())
     try:
         for number in range(1, 1_000_000):
             try:
@@ -35,15 +56,32 @@ async def chat_session(
             kind = TEXT
             if buttons and choice.isdigit() and 1 <= int(choice) <= len(buttons):
                 text, kind = buttons[int(choice) - 1]["payload"], BUTTON
-            await runtime.ingest(Inbound("local", f"{session}-{number}", chat_id, kind, text))
-            reply = await local.inbox(chat_id).get()
-            write("Garda > " + str(reply["text"]).replace("\n", "\n        "))
-            buttons = list(reply.get("buttons") or [])
-            for index, button in enumerate(buttons, 1):
-                write(f"        [{index}] {button['title']}")
-            write("")
+            printed.clear()
+            stored = await runtime.ingest(
+                Inbound("local", f"{session}-{number}", chat_id, kind, text))
+            if not await _replied_or_handed_off(runtime, stored.inbound_id, printed):
+                write(HANDED_TO_PEOPLE)
+                write("")
     finally:
+        printer.cancel()
         await runtime.stop()
+
+
+async def _replied_or_handed_off(runtime: Runtime, inbound_id: int | None,
+                                 printed: asyncio.Event) -> bool:
+    """Wait for the reply to one line. False when the line went to people instead."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + REPLY_WAIT
+    while loop.time() < deadline:
+        try:
+            await asyncio.wait_for(printed.wait(), timeout=0.1)
+            return True
+        except asyncio.TimeoutError:
+            pass
+        if inbound_id is not None and await asyncio.to_thread(
+                runtime.db.inbound_route, inbound_id) == HANDOFF:
+            return False
+    return True
 
 
 def chat_loop(brain: Any, read: Callable[[str], str], write: Callable[[str], None],

@@ -29,6 +29,10 @@ MESSAGES_OUT = Counter(
 DECISIONS = Counter(
     "garda_decisions_total", "Decisions taken, by route", ["channel", "route"], registry=REGISTRY,
 )
+ESCALATIONS = Counter(
+    "garda_escalations_total", "Messages escalated to people, by category", ["category"],
+    registry=REGISTRY,
+)
 ERRORS = Counter(
     "garda_errors_total", "Errors by stage (store, queue, brain, send)", ["stage"],
     registry=REGISTRY,

@@ -16,24 +16,40 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
+import functools
 import logging
 import threading
 import time
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.brain.decision import Decision
-from bot.channels.base import MEDIA, Channel, Inbound, Outgoing, SendContext, SendError, StatusEvent
+from bot.brain.pipeline import ESCALATE, OUT_OF_SCOPE
+from bot.brain.ranking import FALLBACK
+from bot.channels.base import (
+    MEDIA,
+    TEXT,
+    Channel,
+    Inbound,
+    Outgoing,
+    SendContext,
+    SendError,
+    StatusEvent,
+)
 from bot.config import Settings
+from bot.content import Content
 from bot.gateway import metrics
+from bot.safety.categories import CRITICAL, REPEATED_FALLBACK, categories
 from bot.store.db import ConversationRow, Database, InboundRow, OutboxRow, Stored
 from bot.store.models import QUEUED, utcnow
 from bot.store.queue import QueueUnavailable, WorkQueue
+from bot.store.tickets import Ticket, Tickets, TicketSpec
 
 logger = logging.getLogger(__name__)
+HANDOFF = "handoff"  # a message that went to people instead of the bot
 T = TypeVar("T")
 
 GATEWAY = "gateway"
@@ -107,6 +123,9 @@ class BrainRunner:
     def failure(self, message: InboundRow) -> Decision:
         return self.brain.failure(message.text)
 
+    def escalation(self, message: InboundRow, category: str, like: Decision) -> Decision:
+        return self.brain.escalation(message.text, category, None, like.confidence, like.intent)
+
     def close(self) -> None:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
@@ -131,6 +150,8 @@ class Runtime:
         self.channels = dict(channels)
         self.roles = ROLES[role]
         self.brain = brain
+        self.tickets = Tickets(db.engine)
+        self._listeners: list[Callable[[Ticket, str], Awaitable[None]]] = []
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
         self._timers: set[asyncio.Task[Any]] = set()
@@ -302,7 +323,18 @@ class Runtime:
             message = await asyncio.to_thread(self.db.claim_next, conversation_id)
             if message is None:
                 return
+            ticket = await asyncio.to_thread(self.tickets.active, conversation_id)
             decision = await self._decide(message)
+            if ticket is not None and not (decision.route == ESCALATE
+                                           and decision.category in CRITICAL):
+                # People have this conversation: the bot stays quiet and the message goes
+                # to the ticket. A new emergency, self-harm or threat still gets its holding
+                # reply and alerts the admins (it joins the ticket and raises its priority).
+                await asyncio.to_thread(self.db.save_handoff, message, ticket.id)
+                metrics.DECISIONS.labels(message.channel, HANDOFF).inc()
+                continue
+            if ticket is None:
+                decision = await self._second_fallback(message, decision)
             try:
                 calls = channel.render(decision.reply, decision.buttons, message.as_inbound())
             except Exception:
@@ -313,13 +345,66 @@ class Runtime:
                 assert self.brain is not None
                 decision = self.brain.failure(message)
                 calls = channel.render(decision.reply, (), message.as_inbound())
-            rows = await asyncio.to_thread(self.db.save_decision, message, decision, calls)
+            rows = await asyncio.to_thread(self.db.save_decision, message, decision, calls,
+                                           None, self._ticket_for(decision))
             metrics.DECISIONS.labels(message.channel, decision.route).inc()
+            if decision.route == ESCALATE:
+                await self._escalated(conversation_id, decision)
             # `conversation` was read after this message was stored, so its last_inbound_at
             # (WhatsApp's window) already counts it: no need to read it again.
             for row in rows:
                 if not await self._send(row, conversation, channel):
                     return
+
+    def on_escalation(self, listener: Callable[[Ticket, str], Awaitable[None]]) -> None:
+        """Call ``listener(ticket, category)`` after a message opens or joins a ticket (the
+        Telegram admin group posts high-priority ones). A failing listener is logged and
+        never stops the reply."""
+        self._listeners.append(listener)
+
+    async def _escalated(self, conversation_id: int, decision: Decision) -> None:
+        metrics.ESCALATIONS.labels(str(decision.category)).inc()
+        if not self._listeners:
+            return
+        ticket = await asyncio.to_thread(self.tickets.active, conversation_id)
+        if ticket is None:
+            return
+        for listener in self._listeners:
+            try:
+                await listener(ticket, str(decision.category))
+            except Exception:
+                logger.exception("an escalation listener failed for ticket %s", ticket.id)
+
+    async def _second_fallback(self, message: InboundRow, decision: Decision) -> Decision:
+        """The bot failing to understand twice in a row in one conversation is a reason to
+        bring in a person (``repeated_fallback``). Out-of-scope requests, empty messages
+        and media are understood well enough and do not count."""
+        if not self._not_understood(decision.route, decision.intent, message.kind,
+                                    decision.reply):
+            return decision
+        previous = await asyncio.to_thread(self.db.previous_decided, message.conversation_id,
+                                           message.id)
+        if previous is None or not self._not_understood(*previous):
+            return decision
+        assert self.brain is not None
+        return self.brain.escalation(message, REPEATED_FALLBACK, decision)
+
+    def _not_understood(self, route: str | None, intent: str | None, kind: str,
+                        reply: str | None = None) -> bool:
+        if route != FALLBACK or kind != TEXT or intent == OUT_OF_SCOPE:
+            return False
+        return reply is None or reply == self._fallback_text
+
+    @functools.cached_property
+    def _fallback_text(self) -> str:
+        return Content.load().render("utter_fallback")
+
+    @staticmethod
+    def _ticket_for(decision: Decision) -> TicketSpec | None:
+        if decision.route != ESCALATE or not decision.category:
+            return None
+        category = categories()[decision.category]
+        return TicketSpec(category.name, category.priority, category.claim_within)
 
     async def _decide(self, message: InboundRow) -> Decision:
         assert self.brain is not None

@@ -127,6 +127,21 @@ class ConversationRow:
     last_inbound_at: dt.datetime | None
 
 
+@dataclass(frozen=True)
+class ConversationEntry:
+    """One line of a conversation as the admins' console shows it."""
+
+    id: int                  # the inbound or outbox row's id
+    at: dt.datetime          # received (a citizen's message) or written (a reply)
+    source: str              # "citizen", "bot" or "admin"
+    author: str | None       # the admin who wrote a reply
+    kind: str                # a citizen message's kind (text, button, media) or a reply's method
+    detail: str | None       # media type
+    text: str | None         # a citizen's text (None once retention emptied it)
+    payload: dict[str, Any] | None  # a reply's platform call (None once emptied)
+    status: str
+
+
 def aware(value: dt.datetime | None) -> dt.datetime | None:
     """SQLite hands datetimes back naive; every stored datetime is UTC."""
     if value is None or value.tzinfo is not None:
@@ -356,6 +371,22 @@ class Database:
                 found[day] = found.get(day, 0) + 1
             return found
 
+    def save_handoff(self, message: InboundRow, ticket_id: int,
+                     now: dt.datetime | None = None) -> None:
+        """A message of a conversation that people are handling: recorded on its ticket,
+        not answered by the bot."""
+        now = now or utcnow()
+        with self.engine.begin() as conn:
+            conn.execute(update(inbound).where(inbound.c.id == message.id).values(
+                status=DONE, decided_at=now, route="handoff"))
+            log_event(conn, ticket_id, SYSTEM, "message", str(message.id), now)
+
+    def inbound_route(self, inbound_id: int) -> str | None:
+        """The route recorded for a message (None while it waits to be decided)."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(inbound.c.route).where(inbound.c.id == inbound_id)
+                                ).scalar()
+
     def previous_decided(self, conversation_id: int, before: int) -> tuple[str, str | None,
                                                                           str] | None:
         """(route, intent, kind) of the conversation's last decided message before ``before``."""
@@ -453,6 +484,57 @@ class Database:
         with self.engine.begin() as conn:
             conn.execute(update(outbox).where(outbox.c.id == outbox_id).values(
                 status=FAILED, error=error[:200]))
+
+    def last_inbound(self, conversation_id: int) -> InboundRow | None:
+        """The conversation's newest citizen message (what an admin's reply answers)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(inbound, conversations.c.chat_id)
+                .join(conversations, conversations.c.id == inbound.c.conversation_id)
+                .where(inbound.c.conversation_id == conversation_id)
+                .order_by(inbound.c.id.desc()).limit(1)
+            ).first()
+        if row is None:
+            return None
+        return InboundRow(
+            id=row.id, conversation_id=row.conversation_id, channel=row.channel,
+            chat_id=row.chat_id, platform_id=row.platform_id, kind=row.kind, detail=row.detail,
+            text=row.text or "", reply_to=row.reply_to, callback_id=row.callback_id,
+            is_group=bool(row.is_group), received_at=aware(row.received_at) or utcnow(),
+        )
+
+    def conversation_log(self, conversation_id: int, limit: int = 500) -> list[ConversationEntry]:
+        """The conversation's citizen messages and replies (Garda's and admins'), oldest
+        first: the newest ``limit`` of them."""
+        with self.engine.connect() as conn:
+            said = conn.execute(
+                select(inbound.c.id, inbound.c.received_at, inbound.c.kind, inbound.c.detail,
+                       inbound.c.text, inbound.c.status)
+                .where(inbound.c.conversation_id == conversation_id)
+                .order_by(inbound.c.id.desc()).limit(limit)
+            ).all()
+            replied = conn.execute(
+                select(outbox.c.id, outbox.c.created_at, outbox.c.method, outbox.c.payload,
+                       outbox.c.status, outbox.c.author, outbox.c.inbound_id)
+                .where(outbox.c.conversation_id == conversation_id)
+                .order_by(outbox.c.id.desc()).limit(limit)
+            ).all()
+        entries = [
+            ConversationEntry(id=r.id, at=aware(r.received_at) or utcnow(), source="citizen",
+                              author=None, kind=r.kind, detail=r.detail, text=r.text,
+                              payload=None, status=r.status)
+            for r in said
+        ] + [
+            ConversationEntry(id=r.id, at=aware(r.created_at) or utcnow(),
+                              source="bot" if r.inbound_id is not None else "admin",
+                              author=r.author, kind=r.method, detail=None, text=None,
+                              payload=json.loads(r.payload) if r.payload else None,
+                              status=r.status)
+            for r in replied
+        ]
+        # A reply is written after the message it answers; at equal times the message first.
+        entries.sort(key=lambda e: (e.at, e.source != "citizen", e.id))
+        return entries[-limit:]
 
     def conversation(self, conversation_id: int) -> ConversationRow:
         with self.engine.connect() as conn:
