@@ -54,11 +54,11 @@ def cmd_triage(args: argparse.Namespace) -> int:
 
 
 def chat_loop(brain: Any, read: Callable[[str], str], write: Callable[[str], None],
-              settings: Any = None) -> None:
+              settings: Any = None, console: bool = False) -> None:
     """The terminal conversation (see bot.gateway.local): same path as Telegram/WhatsApp."""
     from bot.gateway.local import chat_loop as run_chat
 
-    run_chat(brain, read, write, settings)
+    run_chat(brain, read, write, settings, console)
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
@@ -70,7 +70,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
         "Garda, obrolan lokal (tanpa token, tanpa jaringan). Ketik pertanyaan Anda; "
         "ketik nomor untuk memilih tombol; Ctrl-D untuk keluar.\n"
     )
-    chat_loop(brain, input, print)
+    chat_loop(brain, input, print, console=True)
     return 0
 
 
@@ -240,6 +240,31 @@ def cmd_hoax_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_safety_calibrate(args: argparse.Namespace) -> int:
+    from bot.safety.calibrate import run
+
+    run()
+    return 0
+
+
+def cmd_safety_check(args: argparse.Namespace) -> int:
+    from bot.safety.triage import SafetyTriage
+
+    triage = SafetyTriage()
+    text = " ".join(args.text) if args.text else sys.stdin.read()
+    normal = triage.normalize(text)
+    probabilities = triage.probabilities(normal) if normal else {}
+    verdict = triage.decide(probabilities) if probabilities else None
+    if verdict is None or verdict.category is None:
+        print("not escalated")
+    else:
+        print(f"ESCALATE {verdict.category} (probability {verdict.probability:.3f})")
+    for name, value in sorted(probabilities.items(), key=lambda kv: -kv[1])[:4]:
+        print(f"  {value:.3f} {name} (threshold {triage.thresholds.get(name, 0):.2f})"
+              if name in triage.thresholds else f"  {value:.3f} {name}")
+    return 0
+
+
 def cmd_hoax_calibrate(args: argparse.Namespace) -> int:
     from bot.hoax.calibrate import run
 
@@ -274,6 +299,75 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
     run(dev_share=args.dev_share, seed=args.seed, write=args.write,
         config=Path(args.config) if args.config else None)
+    return 0
+
+
+def _new_password() -> str | None:
+    """A new password: typed twice at a terminal, else the first line of stdin."""
+    if sys.stdin.isatty():
+        import getpass
+
+        first = getpass.getpass("Password: ")
+        if getpass.getpass("Password again: ") != first:
+            return None
+        return first
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+def _admin_users() -> Any:
+    from bot import config
+    from bot.admin.users import Users
+    from bot.store.db import Database
+
+    db = Database(config.load().database_url)
+    db.upgrade()
+    return Users(db.engine)
+
+
+def cmd_admin_add_user(args: argparse.Namespace) -> int:
+    from bot.admin.users import (
+        UserExists,
+        name_problem,
+        normal_name,
+        password_problem,
+        role_problem,
+    )
+
+    name = normal_name(args.name)
+    problem = name_problem(name) or role_problem(args.role)
+    if problem:
+        print(f"garda admin add-user: {problem}", file=sys.stderr)
+        return 2
+    password = _new_password()
+    if password is None:
+        print("garda admin add-user: the passwords do not match", file=sys.stderr)
+        return 2
+    problem = password_problem(password)
+    if problem:
+        print(f"garda admin add-user: {problem}", file=sys.stderr)
+        return 2
+    try:
+        _admin_users().add(name, password, args.role)
+    except UserExists as error:
+        print(f"garda admin add-user: {error}", file=sys.stderr)
+        return 1
+    print(f"added {name} ({args.role})")
+    return 0
+
+
+def cmd_admin_set_role(args: argparse.Namespace) -> int:
+    from bot.admin.users import NoSuchUser, normal_name, role_problem
+
+    problem = role_problem(args.role)
+    if problem:
+        print(f"garda admin set-role: {problem}", file=sys.stderr)
+        return 2
+    try:
+        _admin_users().set_role(args.name, args.role)
+    except NoSuchUser as error:
+        print(f"garda admin set-role: {error}", file=sys.stderr)
+        return 1
+    print(f"{normal_name(args.name)} is now {args.role}")
     return 0
 
 
@@ -344,6 +438,29 @@ def build_parser() -> argparse.ArgumentParser:
     hoax_sub.add_parser(
         "calibrate", help="show the thresholds that keep routine questions from matching"
     ).set_defaults(func=cmd_hoax_calibrate)
+
+    admin = sub.add_parser("admin", help="users of the admins' web console (/admin)")
+    admin_sub = admin.add_subparsers(dest="admin_command", required=True)
+    add_user = admin_sub.add_parser(
+        "add-user", help="add a console user; the password is read from stdin (at a "
+        "terminal: asked twice)")
+    add_user.add_argument("name")
+    add_user.add_argument("--role", required=True,
+                          help="trainer (read-only), agent, supervisor or admin")
+    add_user.set_defaults(func=cmd_admin_add_user)
+    set_role = admin_sub.add_parser("set-role", help="change a console user's role")
+    set_role.add_argument("name")
+    set_role.add_argument("role", help="trainer, agent, supervisor or admin")
+    set_role.set_defaults(func=cmd_admin_set_role)
+
+    safety = sub.add_parser("safety", help="safety triage: what goes to people")
+    safety_sub = safety.add_subparsers(dest="safety_command", required=True)
+    safety_sub.add_parser(
+        "calibrate", help="per-category thresholds from k-fold held-out data/safety and data/nlu"
+    ).set_defaults(func=cmd_safety_calibrate)
+    check = safety_sub.add_parser("check", help="how the safety classifier reads a message")
+    check.add_argument("text", nargs="*", help="the message (default: read stdin)")
+    check.set_defaults(func=cmd_safety_check)
 
     evaluation = sub.add_parser("eval", help="evaluate a part of Garda on your own data")
     eval_sub = evaluation.add_subparsers(dest="eval_command", required=True)

@@ -76,6 +76,11 @@ class Settings:
     telegram_chat_burst: int = 3
     telegram_group_per_minute: int = 20
     max_body_bytes: int = 256 * 1024
+    # The admins' Telegram group (bot/admin/telegram_group.py): its chat id (usually
+    # negative; None: no group), and the ticket priorities posted there (1 is most urgent:
+    # tickets whose priority is at most this one).
+    telegram_admin_chat_id: int | None = None
+    telegram_admin_max_priority: int = 2
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -178,4 +183,6 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         telegram_chat_burst=max(1, _int(values, "GARDA_TELEGRAM_CHAT_BURST", 3)),
         telegram_group_per_minute=max(1, _int(values, "GARDA_TELEGRAM_GROUP_PER_MINUTE", 20)),
         max_body_bytes=_int(values, "GARDA_MAX_BODY_BYTES", 256 * 1024),
+        telegram_admin_chat_id=_int(values, "GARDA_TELEGRAM_ADMIN_CHAT_ID", 0) or None,
+        telegram_admin_max_priority=_int(values, "GARDA_TELEGRAM_ADMIN_MAX_PRIORITY", 2),
     )

@@ -35,6 +35,23 @@ if [ -n "$MISSING_SERVERS" ]; then
     fi
 fi
 
+# The admin console's browser test (tests/test_console_browser.py) drives a headless
+# Chromium through chromedriver, both from Debian's packages at these fixed paths (Selenium
+# is pointed at them, so it never downloads a browser or a driver).
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "Installing chromium chromium-driver (the admin console's browser test)" >&2
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            chromium chromium-driver >/dev/null
+    else
+        # Not fatal: only the browser test needs them.
+        echo "Missing /usr/bin/chromium or /usr/bin/chromedriver: the admin console's browser" >&2
+        echo "test will be skipped unless they are installed (Debian: sudo apt-get install" >&2
+        echo "chromium chromium-driver)." >&2
+    fi
+fi
+
 find_python() {
     local candidate
     for candidate in "${GARDA_PYTHON:-}" python3.10 \

@@ -206,3 +206,26 @@ def test_the_terminal_chat_shows_the_handoff_and_the_admins_reply(tmp_path) -> N
     assert Content.load().render("utter_escalate_human_request").splitlines()[0] in shown
     assert HANDED_TO_PEOPLE in shown
     assert shown.index(HANDED_TO_PEOPLE) < shown.index("Halo, saya Ani")
+
+
+def test_the_terminal_chat_serves_the_console_beside_it(tmp_path) -> None:
+    import httpx
+    from stubs import free_port
+
+    from bot.config import Settings
+    from bot.gateway.local import chat_loop
+
+    port = free_port()
+    seen: dict[str, int] = {}
+
+    def read(prompt: str) -> str:
+        seen["login"] = httpx.get(f"http://127.0.0.1:{port}/admin/login", timeout=5).status_code
+        raise EOFError
+
+    written: list[str] = []
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'chat.db'}", host="127.0.0.1",
+                        port=port)
+    brain = Brain(KeywordParser(), Content.load(), safety=KeywordSafety())  # type: ignore[arg-type]
+    chat_loop(brain, read, written.append, settings, console=True)
+    assert seen["login"] == 200
+    assert any(f"http://127.0.0.1:{port}/admin" in line for line in written)

@@ -286,6 +286,12 @@ def _send_error(exc: TelegramError) -> SendError:
     return SendError(f"telegram: {type(exc).__name__}", retryable=False)
 
 
+def send_error(exc: TelegramError) -> SendError:
+    """How a failed Bot API call is reported (reason, retryable, retry_after), for calls made
+    outside the outbox (the admins' group)."""
+    return _send_error(exc)
+
+
 class _Stopped(Exception):
     pass
 
@@ -400,6 +406,11 @@ class TelegramChannel:
         )
         rate = settings.telegram_global_rate
         await self._limiter.wait("telegram:global", rate, max(1, int(rate)))
+
+    async def pace_group(self, chat_id: str) -> None:
+        """Wait for a group's rate limits before a call made outside the outbox (the admins'
+        group, bot/admin/telegram_group.py)."""
+        await self._wait_limits(chat_id, True)
 
     async def send(self, call: Outgoing, context: SendContext) -> SendResult:
         bot = self.bot

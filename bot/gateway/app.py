@@ -6,6 +6,7 @@
     GET  /healthz             the process is up
     GET  /readyz              database, queue (and, in a worker, the model) are usable
     GET  /metrics             Prometheus metrics
+    /admin/...                the admins' web console (bot.admin.console)
 
 A webhook is acknowledged (200) only once its message is stored and queued; when the
 database or the queue is down it answers 503, so the platform delivers it again. Refusals
@@ -28,8 +29,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
+from bot.admin.console import Console
 from bot.channels.base import Inbound, MalformedUpdate
 from bot.config import Settings
 from bot.gateway import metrics
@@ -91,10 +93,21 @@ class Gateway:
         self.receives = GATEWAY in runtime.roles
         self._stop_polling = asyncio.Event()
         self._poller: asyncio.Task[None] | None = None
+        # The admins' Telegram group (bot/admin/telegram_group.py): urgent tickets are
+        # posted there; its updates are diverted to it and never become citizen messages.
+        self.admin_group: Any = None
+        if settings.telegram_admin_chat_id is not None and self.telegram is not None:
+            from bot.admin.telegram_group import AdminGroup
+
+            self.admin_group = AdminGroup.for_runtime(settings, runtime)
+        self._admin_listening = False
 
     # -- lifecycle --------------------------------------------------------------------
 
     async def start(self) -> None:
+        if self.admin_group is not None and not self._admin_listening:
+            self.runtime.on_escalation(self.admin_group.on_escalation)
+            self._admin_listening = True
         await self.runtime.start()
         if not (self.receives and self.telegram is not None):
             return
@@ -112,6 +125,8 @@ class Gateway:
             self._poller.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._poller
+        if self.admin_group is not None:
+            await self.admin_group.stop()
         await self.runtime.stop()
 
     async def _poll(self) -> None:
@@ -132,6 +147,9 @@ class Gateway:
     async def _take_polled(self, update: dict[str, Any]) -> bool:
         from bot.channels.telegram import parse_update
 
+        if self.admin_group is not None and self.admin_group.owns(update):
+            await self.admin_group.handle(update)  # the admins' group: never a citizen's
+            return True
         try:
             message = parse_update(update, self.telegram.bot, self.telegram.username)
         except MalformedUpdate:
@@ -179,6 +197,9 @@ class Gateway:
             data = json.loads(body)
         except ValueError:
             return self._reject("telegram", 400, "json", "body is not valid JSON")
+        if self.admin_group is not None and self.admin_group.owns(data):
+            await self.admin_group.handle(data)  # the admins' group: never a citizen's
+            return JSONResponse({"ok": True})
         from bot.channels.telegram import parse_update
 
         try:
@@ -324,6 +345,7 @@ def create_app(settings: Settings, runtime: Runtime) -> Starlette:
             Route("/healthz", gateway.healthz, methods=["GET"]),
             Route("/readyz", gateway.readyz, methods=["GET"]),
             Route("/metrics", gateway.metrics, methods=["GET"]),
+            Mount("/admin", routes=Console(runtime).routes()),
         ],
         lifespan=lifespan,
     )

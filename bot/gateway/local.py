@@ -85,8 +85,13 @@ async def _replied_or_handed_off(runtime: Runtime, inbound_id: int | None,
 
 
 def chat_loop(brain: Any, read: Callable[[str], str], write: Callable[[str], None],
-              settings: Settings | None = None) -> None:
-    """The terminal conversation: a typed number picks one of the buttons just shown."""
+              settings: Settings | None = None, console: bool = False) -> None:
+    """The terminal conversation: a typed number picks one of the buttons just shown.
+
+    With ``console``, the admins' web console is served beside it on
+    ``GARDA_HOST:GARDA_PORT`` (same process, same queue), so an escalated terminal
+    conversation can be answered from ``/admin``.
+    """
     from bot import config
 
     settings = replace(settings or config.load(), worker_concurrency=1)
@@ -97,9 +102,44 @@ def chat_loop(brain: Any, read: Callable[[str], str], write: Callable[[str], Non
     async def run() -> None:
         runtime = Runtime(settings, db, InProcessQueue(), {"local": local},
                           brain=BrainRunner(lambda: brain))
-        await chat_session(runtime, local, read, write)
+        server = await _serve_console(settings, runtime, write) if console else None
+        try:
+            await chat_session(runtime, local, read, write)
+        finally:
+            if server is not None:
+                server.should_exit = True
 
     try:
         asyncio.run(run())
     finally:
         db.dispose()
+
+
+async def _serve_console(settings: Settings, runtime: Runtime,
+                         write: Callable[[str], None]) -> Any:
+    """Start the web app (the console) in this loop; None, with a note, if it cannot."""
+    import uvicorn
+
+    from bot.gateway.app import create_app
+
+    class Quiet(uvicorn.Server):
+        def install_signal_handlers(self) -> None:  # the terminal chat owns Ctrl-C
+            return None
+
+    # lifespan off: the chat session starts and stops the runtime itself.
+    server = Quiet(uvicorn.Config(create_app(settings, runtime), host=settings.host,
+                                  port=settings.port, log_config=None, access_log=False,
+                                  lifespan="off", ws="none"))
+    task = asyncio.create_task(server.serve())
+    for _ in range(100):
+        if server.started or task.done():
+            break
+        await asyncio.sleep(0.05)
+    if not server.started:
+        task.cancel()
+        write(f"(Konsol admin tidak dapat dibuka di {settings.host}:{settings.port}; "
+              "obrolan tetap berjalan.)")
+        return None
+    write(f"Konsol admin: http://{settings.host}:{settings.port}/admin "
+          "(buat pengguna dengan `garda admin add-user`).")
+    return server

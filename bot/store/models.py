@@ -175,3 +175,40 @@ ticket_events = Table(
     Column("detail", Text, nullable=True),
     Index("ix_ticket_events_ticket", "ticket_id", "id"),
 )
+
+# The admins' web console (bot/admin): its users, their server-side sessions, and failed
+# logins (for the lockout). No citizen data.
+ADMIN_ROLES = ("trainer", "agent", "supervisor", "admin")
+
+admin_users = Table(
+    "admin_users",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(64), nullable=False),
+    Column("password_hash", String(255), nullable=False),  # scrypt, with its parameters
+    Column("role", String(16), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, default=utcnow),
+    Column("disabled", Boolean, nullable=False, default=False),
+    UniqueConstraint("name", name="uq_admin_users_name"),
+)
+
+admin_sessions = Table(
+    "admin_sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),  # SHA-256 (hex) of the cookie's token
+    Column("user_id", Integer, ForeignKey("admin_users.id"), nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, default=utcnow),
+    Column("last_seen_at", DateTime(timezone=True), nullable=False, default=utcnow),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Index("ix_admin_sessions_user", "user_id"),
+)
+
+admin_login_failures = Table(
+    "admin_login_failures",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(64), nullable=False),  # the name tried (it may not exist)
+    Column("at", DateTime(timezone=True), nullable=False, default=utcnow),
+    Index("ix_admin_login_failures_name_at", "name", "at"),
+)

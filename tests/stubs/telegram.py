@@ -133,6 +133,9 @@ class TelegramStub:
         self._blocked: set[str] = set()
         self._delays: dict[str, list[float]] = {}
         self._message_ids = itertools.count(1)
+        # Messages the bot sent (for editMessageText), and chat members (getChatMember).
+        self._messages: dict[tuple[str, int], dict[str, Any]] = {}
+        self._members: dict[tuple[str, int], tuple[str, dict[str, Any]]] = {}
         self.app = Starlette(routes=[
             Route("/bot{token}/{method}", self._endpoint, methods=["GET", "POST"]),
         ])
@@ -164,6 +167,10 @@ class TelegramStub:
         with self._lock:
             self._blocked.add(str(chat_id))
 
+    def unblock(self, chat_id: int | str) -> None:
+        with self._lock:
+            self._blocked.discard(str(chat_id))
+
     def fail_next(
         self,
         method: str,
@@ -185,6 +192,19 @@ class TelegramStub:
             body = _error(status, description or default)
         with self._lock:
             self._failures.setdefault(method, []).append(_Failure(status, body))
+
+    def set_member(self, chat_id: int, user_id: int, status: str = "member",
+                   username: str | None = None) -> None:
+        """getChatMember for this user in this chat answers ``status`` (creator,
+        administrator, member, restricted, left, kicked); unknown users are "left"."""
+        with self._lock:
+            self._members[(str(chat_id), user_id)] = (status, _user(user_id, username))
+
+    def message(self, chat_id: int | str, message_id: int) -> dict[str, Any] | None:
+        """A message the bot sent, as it stands now (after any edits)."""
+        with self._lock:
+            found = self._messages.get((str(chat_id), message_id))
+            return dict(found) if found is not None else None
 
     def delay_next(self, method: str, seconds: float) -> None:
         """The next call to ``method`` is carried out, but answered ``seconds`` late."""
@@ -248,6 +268,8 @@ class TelegramStub:
             "setWebhook": self._set_webhook,
             "deleteWebhook": self._delete_webhook,
             "getUpdates": self._get_updates,
+            "getChatMember": self._get_chat_member,
+            "editMessageText": self._edit_message_text,
         }.get(method)
         if handler is None:
             self._record(method, params, at, 404)
@@ -317,7 +339,55 @@ class TelegramStub:
         }
         if markup is not None:
             message["reply_markup"] = markup
+        with self._lock:
+            self._messages[(str(chat_value), message_id)] = message
         return 200, {"ok": True, "result": message}
+
+    async def _edit_message_text(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        message_id = params.get("message_id")
+        if not isinstance(message_id, int):
+            return 400, _error(400, "Bad Request: message identifier is not specified")
+        key = (str(params.get("chat_id")), message_id)
+        with self._lock:
+            current = self._messages.get(key)
+        if current is None:
+            return 400, _error(400, "Bad Request: message to edit not found")
+        text = params.get("text")
+        if not isinstance(text, str) or not text.strip():
+            return 400, _error(400, "Bad Request: message text is empty")
+        visible = text
+        if params.get("parse_mode") == "HTML":
+            try:
+                visible = html_visible_text(text)
+            except EntityError as exc:
+                return 400, _error(400, f"Bad Request: can't parse entities: {exc}")
+        if utf16_len(visible) > MAX_TEXT:
+            return 400, _error(400, "Bad Request: message is too long")
+        markup = params.get("reply_markup")
+        if markup is not None:
+            problem = _check_markup(markup)
+            if problem:
+                return 400, _error(400, f"Bad Request: {problem}")
+        if visible == current["text"] and markup == current.get("reply_markup"):
+            return 400, _error(400, "Bad Request: message is not modified: specified new "
+                                    "message content and reply markup are exactly the same "
+                                    "as a current content and reply markup of the message")
+        edited = {**current, "text": visible, "edit_date": int(time.time())}
+        edited.pop("reply_markup", None)
+        if markup is not None:
+            edited["reply_markup"] = markup
+        with self._lock:
+            self._messages[key] = edited
+        return 200, {"ok": True, "result": edited}
+
+    async def _get_chat_member(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        user_id = params.get("user_id")
+        if not isinstance(user_id, int):
+            return 400, _error(400, "Bad Request: invalid user_id specified")
+        with self._lock:
+            status, user = self._members.get((str(params.get("chat_id")), user_id),
+                                             ("left", _user(user_id)))
+        return 200, {"ok": True, "result": _chat_member(status, user)}
 
     async def _answer_callback_query(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         if not params.get("callback_query_id"):
@@ -399,8 +469,41 @@ def _chat(chat_id: int, chat_type: str) -> dict[str, Any]:
     return {"id": chat_id, "type": chat_type, "title": _CHAT_TITLES.get(chat_type, "Kanal")}
 
 
-def _user(user_id: int) -> dict[str, Any]:
-    return {"id": user_id, "is_bot": False, "first_name": "Siti", "language_code": "id"}
+def _user(user_id: int, username: str | None = None) -> dict[str, Any]:
+    user = {"id": user_id, "is_bot": False, "first_name": "Siti", "language_code": "id"}
+    if username is not None:
+        user["username"] = username
+    return user
+
+
+_ADMIN_RIGHTS = {
+    "can_be_edited": False, "is_anonymous": False, "can_manage_chat": True,
+    "can_delete_messages": True, "can_manage_video_chats": True, "can_restrict_members": True,
+    "can_promote_members": False, "can_change_info": True, "can_invite_users": True,
+    "can_post_stories": False, "can_edit_stories": False, "can_delete_stories": False,
+}
+_RESTRICTIONS = {
+    "is_member": True, "can_change_info": False, "can_invite_users": False,
+    "can_pin_messages": False, "can_send_messages": True, "can_send_polls": False,
+    "can_send_other_messages": False, "can_add_web_page_previews": False,
+    "can_manage_topics": False, "until_date": 0, "can_send_audios": False,
+    "can_send_documents": False, "can_send_photos": False, "can_send_videos": False,
+    "can_send_video_notes": False, "can_send_voice_notes": False, "can_edit_tag": False,
+}
+
+
+def _chat_member(status: str, user: dict[str, Any]) -> dict[str, Any]:
+    """A ChatMember object as getChatMember returns it, with the fields its status has."""
+    member: dict[str, Any] = {"status": status, "user": user}
+    if status == "creator":
+        member["is_anonymous"] = False
+    elif status == "administrator":
+        member.update(_ADMIN_RIGHTS)
+    elif status == "restricted":
+        member.update(_RESTRICTIONS)
+    elif status == "kicked":
+        member["until_date"] = 0
+    return member
 
 
 def _bot_user(bot_id: int = 7000001) -> dict[str, Any]:
@@ -418,10 +521,12 @@ def auto_entities(text: str) -> list[dict[str, Any]]:
 
 
 def _message(update_id: int, chat_id: int, chat_type: str, user_id: int | None,
-             message_id: int | None, date: int | None) -> dict[str, Any]:
+             message_id: int | None, date: int | None,
+             username: str | None = None) -> dict[str, Any]:
     return {
         "message_id": message_id if message_id is not None else 100 + update_id,
-        "from": _user(user_id if user_id is not None else (abs(chat_id) % 10**9 or 42)),
+        "from": _user(user_id if user_id is not None else (abs(chat_id) % 10**9 or 42),
+                      username),
         "chat": _chat(chat_id, chat_type),
         "date": date if date is not None else int(time.time()),
     }
@@ -437,10 +542,13 @@ def text_update(
     reply_to_bot: bool = False,
     entities: list[dict[str, Any]] | None = None,
     date: int | None = None,
+    reply_to_message_id: int | None = None,
+    username: str | None = None,
 ) -> dict[str, Any]:
     """A text message. ``entities=None`` adds the entities Telegram would (commands,
-    mentions); pass ``[]`` for none."""
-    message = _message(update_id, chat_id, chat_type, user_id, message_id, date)
+    mentions); pass ``[]`` for none. ``reply_to_message_id``: a reply to that message of
+    the bot's."""
+    message = _message(update_id, chat_id, chat_type, user_id, message_id, date, username)
     message["text"] = text
     found = auto_entities(text) if entities is None else entities
     if found:
@@ -452,6 +560,14 @@ def text_update(
             "chat": _chat(chat_id, chat_type),
             "date": message["date"] - 60,
             "text": "Ada yang bisa kami bantu?",
+        }
+    if reply_to_message_id is not None:
+        message["reply_to_message"] = {
+            "message_id": reply_to_message_id,
+            "from": _bot_user(),
+            "chat": _chat(chat_id, chat_type),
+            "date": message["date"] - 60,
+            "text": "Tiket #1",
         }
     return {"update_id": update_id, "message": message}
 
@@ -465,11 +581,13 @@ def callback_update(
     message_id: int | None = None,
     query_id: str | None = None,
     with_message: bool = True,
+    username: str | None = None,
 ) -> dict[str, Any]:
     """A press on an inline button under one of the bot's messages."""
     query: dict[str, Any] = {
         "id": query_id or f"{4400000000 + update_id}",
-        "from": _user(user_id if user_id is not None else (abs(chat_id) % 10**9 or 42)),
+        "from": _user(user_id if user_id is not None else (abs(chat_id) % 10**9 or 42),
+                      username),
         "chat_instance": "-53421234567890",
         "data": data,
     }
