@@ -2,7 +2,7 @@
 .DEFAULT_GOAL := help
 VENV := .venv/bin
 
-.PHONY: help setup run chat test lint bench bench-hoax bench-gateway train
+.PHONY: help setup run chat test lint bench bench-hoax bench-escalation bench-gateway train
 
 help: ## list the tasks
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-13s %s\n", $$1, $$2}'
@@ -22,13 +22,17 @@ lint: setup ## ruff and mypy
 	$(VENV)/ruff check bot actions tests
 	$(VENV)/mypy
 
-bench: setup ## measure NLU quality, latency and memory, hoax matching, then the gateway; writes docs/benchmarks.md
+bench: setup ## measure NLU quality, latency and memory, hoax matching, escalation, then the gateway; writes docs/benchmarks.md
 	$(VENV)/python -m bot.bench --out docs/benchmarks.md
 	$(VENV)/python -m bot.bench_hoax --out docs/benchmarks.md
+	$(VENV)/python -m bot.bench_escalation --out docs/benchmarks.md
 	$(VENV)/python -m bot.bench_gateway --out docs/benchmarks.md
 
 bench-hoax: setup ## measure only hoax matching (retrieval, false alarms, latency); ~2 min
 	$(VENV)/python -m bot.bench_hoax --out docs/benchmarks.md
+
+bench-escalation: setup ## measure only escalation (held-out set, false escalations, abusive tweets, console); ~10 min
+	$(VENV)/python -m bot.bench_escalation --out docs/benchmarks.md
 
 bench-gateway: setup ## measure only the gateway (webhook ack, end to end, stock Rasa); ~25 min
 	$(VENV)/python -m bot.bench_gateway --out docs/benchmarks.md

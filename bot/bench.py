@@ -35,6 +35,8 @@ GATEWAY_START = "<!-- gateway-bench:start -->"
 GATEWAY_END = "<!-- gateway-bench:end -->"
 HOAX_START = "<!-- hoax-bench:start -->"  # written by bot.bench_hoax
 HOAX_END = "<!-- hoax-bench:end -->"
+ESCALATION_START = "<!-- escalation-bench:start -->"  # written by bot.bench_escalation
+ESCALATION_END = "<!-- escalation-bench:end -->"
 SHARED = ROOT.parent / "shared" / "data"
 TEGAL = SHARED / "faq" / "tegal_gov_questions.csv"
 
@@ -281,13 +283,15 @@ def write_marked_section(path: Path, start_mark: str, end_mark: str, section: st
 
 
 def kept_sections(path: Path) -> list[str]:
-    """The sections other benchmarks wrote on the page being replaced (gateway, hoax)."""
+    """The sections other benchmarks wrote on the page being replaced (gateway, hoax,
+    escalation)."""
     try:
         old = path.read_text("utf-8")
     except OSError:
         return []
     kept = []
-    for start_mark, end_mark in ((HOAX_START, HOAX_END), (GATEWAY_START, GATEWAY_END)):
+    for start_mark, end_mark in ((HOAX_START, HOAX_END), (ESCALATION_START, ESCALATION_END),
+                                 (GATEWAY_START, GATEWAY_END)):
         start = old.find(start_mark)
         end = old.find(end_mark, start) if start >= 0 else -1
         if start >= 0 and end >= 0:
