@@ -7,6 +7,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 ROUTES = ("answer", "hoax", "escalate", "clarify", "fallback")
+HOAX = "hoax"
+ESCALATE = "escalate"
+OUT_OF_SCOPE = "out_of_scope"  # the intent of requests outside the institution's services
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bot.brain.decision import Button, Decision
+from bot.brain.decision import ESCALATE, HOAX, OUT_OF_SCOPE, Button, Decision
 from bot.brain.ranking import ANSWER, CLARIFY, FALLBACK, Routed
 from bot.content import Content
 from bot.hoax.claims import ASKS_TRUE, FORWARDED, QUESTION, claim_kind
@@ -32,10 +32,7 @@ logger = logging.getLogger(__name__)
 MAX_NLU_CHARS = 2000
 RETRIEVAL_INTENT = "faq"
 NONE_PAYLOAD = "/none"
-OUT_OF_SCOPE = "out_of_scope"
 COMMANDS = {"/start": "greet", "/help": "capabilities", "/menu": "capabilities"}
-HOAX = "hoax"
-ESCALATE = "escalate"
 
 
 def response_for(topic: str) -> str:

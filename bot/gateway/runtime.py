@@ -26,8 +26,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.brain.decision import Decision
-from bot.brain.pipeline import ESCALATE, OUT_OF_SCOPE
+from bot.brain.decision import ESCALATE, OUT_OF_SCOPE, Decision
 from bot.brain.ranking import FALLBACK
 from bot.channels.base import (
     MEDIA,
