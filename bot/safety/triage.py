@@ -36,7 +36,7 @@ from bot.safety.categories import CRITICAL, DETECTED
 NONE = "none"
 # Calibrated by `garda safety calibrate` (docs/escalation.md).
 THRESHOLDS: dict[str, float] = {
-    "emergency": 0.55, "self_harm": 0.55, "threat": 0.55, "hate_speech": 0.90,
+    "emergency": 0.70, "self_harm": 0.70, "threat": 0.70, "hate_speech": 0.90,
     "abuse": 0.90, "privacy": 0.90, "corruption": 0.90, "human_request": 0.90,
 }
 C = 10.0
