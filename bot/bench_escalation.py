@@ -23,6 +23,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,18 @@ import yaml
 from bot.bench import ESCALATION_END, ESCALATION_START, machine, write_marked_section
 from bot.nlu_data import heldout_files, read_examples
 from bot.paths import project_root
-from bot.safety.calibrate import FOLDS, MAX_FALSE, MAX_HARD, ROUTINE, held_out, score
+from bot.safety.calibrate import (
+    FOLDS,
+    MAX_CRITICISM,
+    MAX_HARD,
+    MAX_KFOLD_ROUTINE,
+    MAX_ROUTINE,
+    ROUTINE,
+    dev_scores,
+    held_out,
+    load_dev,
+    score,
+)
 from bot.safety.categories import CRITICAL, DETECTED, FACT_CHECK
 from bot.safety.triage import NONE, THRESHOLDS, SafetyTriage, load_examples, routine_texts
 
@@ -71,8 +83,24 @@ def _progress(message: str) -> None:
 # -- 1. the held-out escalation set --------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class EscalationTestSet:
+    """``tests/safety/heldout.yml``: messages per detected category, and the negatives."""
+
+    categories: dict[str, list[str]]
+    criticism: list[str]   # civil criticism and political opinion: never escalated
+    routine: list[str]     # routine questions
+
+
+def load_heldout(path: Path = HELDOUT) -> EscalationTestSet:
+    """The held-out escalation set (also scored by `garda trainer evaluate`)."""
+    data = yaml.safe_load(path.read_text("utf-8"))
+    return EscalationTestSet({name: list(data["categories"][name]) for name in DETECTED},
+                             list(data["criticism"]), list(data["routine"]))
+
+
 def heldout_section(triage: SafetyTriage) -> list[str]:
-    data = yaml.safe_load(HELDOUT.read_text("utf-8"))
+    data = load_heldout()
     lines = [
         "### Held-out escalation test set", "",
         "`tests/safety/heldout.yml`: written by a writer who never saw `data/safety/` or",
@@ -86,7 +114,7 @@ def heldout_section(triage: SafetyTriage) -> list[str]:
     total = escalated = right = 0
     confusions: Counter[tuple[str, str]] = Counter()
     for name in DETECTED:
-        texts = data["categories"][name]
+        texts = data.categories[name]
         verdicts = [triage.classify(t).category for t in texts]
         hits = sum(v is not None for v in verdicts)
         correct = sum(v == name for v in verdicts)
@@ -109,7 +137,7 @@ def heldout_section(triage: SafetyTriage) -> list[str]:
     examples: list[str] = []
     for key, name, goal in (("criticism", "civil criticism, political opinion", "0"),
                             ("routine", "routine questions", f"<= {FALSE_GOAL:.2f}")):
-        texts = data[key]
+        texts = getattr(data, key)
         flagged = [t for t in texts if triage.classify(t).category is not None]
         examples += flagged
         lines.append(f"| {name} | {len(texts)} | {len(flagged)} | "
@@ -119,44 +147,42 @@ def heldout_section(triage: SafetyTriage) -> list[str]:
     return lines
 
 
-# -- 2. k-fold development figures --------------------------------------------------------
+# -- 2. development figures (what calibration sees) -----------------------------------------
 
 
-def kfold_section() -> list[str]:
-    examples = load_examples()
-    results = held_out(examples, routine_texts())
-    in_use = score(results, THRESHOLDS)
-    decider = SafetyTriage.__new__(SafetyTriage)  # only its decision rule, as calibrate does
-    decider.thresholds = dict(THRESHOLDS)
-    predicted = [(label, decider.decide(p).category) for label, p in results]
-    positives = [(t, p) for t, p in predicted if t not in (NONE, ROUTINE)]
-    escalated = [(t, p) for t, p in positives if p is not None]
-    routine = [p for t, p in predicted if t == ROUTINE]
-    hard = [p for t, p in predicted if t == NONE]
+def development_section() -> list[str]:
+    examples, routine = load_examples(), routine_texts()
+    dev = load_dev()
+    found = dev_scores(SafetyTriage(examples, routine), dev)
+    kfold = held_out(examples, routine)
+    in_use = score(found, kfold, THRESHOLDS)
     thresholds = ", ".join(f"{n} {THRESHOLDS[n]:.2f}" for n in DETECTED)
+    counts = {n: len(dev.categories[n]) for n in DETECTED}
     lines = [
-        "", f"### Development figures ({FOLDS}-fold on the training data)", "",
-        "**Development figures, not test results**: every example of `data/safety/` and",
-        "`data/nlu/` scored by a model trained without it (`bot.safety.calibrate.held_out`,",
-        "the data `garda safety calibrate` chooses thresholds on), at the thresholds in use",
-        f"({thresholds}).", "",
+        "", "### Development figures (what `garda safety calibrate` chooses on)", "",
+        "**Development figures, not test results.** The dev set `data/safety/dev/` was written",
+        "by writers who never saw the training data and is never trained on; it is scored by",
+        "the classifier the service runs. The hard negatives are scored "
+        f"{FOLDS}-fold (each by a",
+        f"model trained without it). Thresholds in use: {thresholds}.", "",
         "| measure | texts | value | calibration budget |", "|---|---|---|---|",
-        f"| false escalations of routine `data/nlu` texts | {len(routine):,} | "
-        f"{in_use.false_escalations:.4f} ({sum(p is not None for p in routine)}) | "
-        f"<= {MAX_FALSE:.2f} |",
-        f"| escalations of hard negatives (`data/safety/none.yml`) | {len(hard):,} | "
-        f"{in_use.hard_negatives:.3f} ({sum(p is not None for p in hard)}) | "
+        f"| dev routine traffic escalated | {len(dev.routine):,} | {in_use.routine:.4f} | "
+        f"<= {MAX_ROUTINE:.2f} |",
+        f"| dev civil criticism escalated | {len(dev.criticism):,} | {in_use.criticism:.3f} | "
+        f"<= {MAX_CRITICISM:.2f} |",
+        f"| k-fold hard negatives (`data/safety/none.yml`) escalated | "
+        f"{sum(t == NONE for t, _ in kfold):,} | {in_use.hard_negatives:.3f} | "
         f"<= {MAX_HARD:.2f} |",
-        f"| escalation examples escalated (any category) | {len(positives):,} | "
-        f"{_share(len(escalated), len(positives)):.3f} | |",
-        f"| category accuracy, right category over all escalation examples | "
-        f"{len(positives):,} | {in_use.accuracy:.3f} | |",
-        f"| category accuracy, right category among those escalated | {len(escalated):,} | "
-        f"{_share(sum(t == p for t, p in escalated), len(escalated)):.3f} | |",
-        "", "| category | recall | precision |", "|---|---|---|",
+        f"| k-fold `data/nlu` examples escalated | "
+        f"{sum(t == ROUTINE for t, _ in kfold):,} | {in_use.kfold_routine:.4f} | "
+        f"<= {MAX_KFOLD_ROUTINE:.2f} |",
+        f"| dev recall, every category | {sum(counts.values()):,} | "
+        f"{in_use.overall:.3f} | |",
+        f"| dev category accuracy among escalated | | {in_use.accuracy:.3f} | |",
+        "", "| category | dev examples | dev recall |", "|---|---|---|",
     ]
     for name in DETECTED:
-        lines.append(f"| {name} | {in_use.recall[name]:.3f} | {in_use.precision[name]:.3f} |")
+        lines.append(f"| {name} | {counts[name]} | {in_use.recall[name]:.3f} |")
     return lines
 
 
@@ -391,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
     _progress("held-out escalation set")
     heldout = heldout_section(triage)
     _progress(f"{FOLDS}-fold development figures")
-    kfold = kfold_section()
+    kfold = development_section()
     routine = brain_section(brain)
     abuse = abuse_section(triage)
     _progress(f"console with {TICKETS:,} tickets")

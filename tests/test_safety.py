@@ -1,10 +1,11 @@
 """Safety triage on messages written apart from its training data.
 
 tests/safety/heldout.yml was written by a writer who never saw data/safety/ or data/nlu/;
-nothing trains, calibrates or tunes on it (thresholds: bot/safety/calibrate.py, k-fold on
-the training data). The floors are regression guards set below the figures measured on
-it (docs/benchmarks.md), not the goals: the goals (recall 0.95 overall, 1.0 on
-emergency, self-harm and threat) are not met yet, and the closing note says so.
+nothing trains on it, and the thresholds come from bot/safety/calibrate.py (the dev set
+data/safety/dev and k-fold training data; docs/escalation.md says where the test set's
+figures did inform one decision). The floors are regression guards set below the figures
+measured on it (docs/benchmarks.md), not the goals: the goals (recall 0.95 overall, 1.0
+on emergency, self-harm and threat) are not met yet, and docs/escalation.md says so.
 """
 
 from __future__ import annotations
@@ -15,14 +16,15 @@ import pytest
 import yaml
 
 from bot.content import Content
-from bot.nlu_data import heldout_files, read_examples
+from bot.nlu_data import heldout_files, read_examples, training_files
+from bot.safety.calibrate import load_dev
 from bot.safety.categories import ALL, CRITICAL, DETECTED, categories
 from bot.safety.triage import NONE, SafetyTriage, load_examples
 
 ROOT = Path(__file__).resolve().parent.parent
 HELDOUT = yaml.safe_load((ROOT / "tests" / "safety" / "heldout.yml").read_text("utf-8"))
-RECALL_FLOOR = {"emergency": 0.85, "self_harm": 0.80, "threat": 0.80}  # others: 0.55
-OVERALL_FLOOR = 0.72
+RECALL_FLOOR = {"emergency": 0.90, "self_harm": 0.85, "threat": 0.85}  # others: 0.55
+OVERALL_FLOOR = 0.80
 FALSE_ESCALATION_CEILING = 0.01
 
 
@@ -58,6 +60,22 @@ def test_training_data_has_every_category_and_no_heldout_message() -> None:
     assert [t for t in heldout if t.casefold().strip() in training] == []
 
 
+def test_the_development_set_is_neither_trained_on_nor_part_of_the_test_set() -> None:
+    """data/safety/dev chooses the thresholds (bot/safety/calibrate.py): a dev text in the
+    training data would flatter recall there, and one in the test set would be tuned on."""
+    dev = load_dev()
+    texts = [t for ts in dev.categories.values() for t in ts] + [*dev.criticism, *dev.routine]
+    assert all(len(dev.categories[name]) >= 25 for name in DETECTED)
+    assert len(dev.routine) >= 400
+    examples = load_examples()
+    training = {t.casefold().strip() for ts in examples.values() for t in ts}
+    training |= {t.casefold().strip() for _, t in read_examples(training_files())}
+    heldout = {t.casefold().strip() for ts in HELDOUT["categories"].values() for t in ts}
+    heldout |= {t.casefold().strip() for t in HELDOUT["criticism"] + HELDOUT["routine"]}
+    assert [t for t in texts if t.casefold().strip() in training] == []
+    assert [t for t in texts if t.casefold().strip() in heldout] == []
+
+
 @pytest.mark.parametrize("category", DETECTED)
 def test_heldout_messages_of_each_category_are_escalated_as_it(triage: SafetyTriage,
                                                                category: str) -> None:
@@ -87,3 +105,25 @@ def test_routine_questions_are_rarely_escalated(triage: SafetyTriage) -> None:
 @pytest.mark.parametrize("odd", ["", "   ", "🙏🙏", "\x00\x01", None, 42, "a" * 100_000])
 def test_odd_input_is_not_escalated_and_does_not_fail(triage: SafetyTriage, odd) -> None:
     assert triage.classify(odd).category is None
+
+
+def test_the_fitted_classifier_is_kept_on_disk_and_a_damaged_copy_is_refitted(
+        tmp_path, monkeypatch, triage: SafetyTriage) -> None:
+    import bot.paths
+    from bot.safety import triage as module
+
+    monkeypatch.setattr(bot.paths, "state_dir", lambda: tmp_path)
+    module._saved_or_fitted.cache_clear()
+    first = module.default_triage()
+    saved = list((tmp_path / "cache").glob("safety-*.joblib"))
+    assert len(saved) == 1 and module.fit_key()[:24] in saved[0].name
+    module._saved_or_fitted.cache_clear()
+    loaded = module.default_triage()
+    assert loaded is not first  # read from the file, not fitted or cached in memory
+    text = triage.normalize("tolong rumah saya kebakaran")
+    assert loaded.probabilities(text) == pytest.approx(first.probabilities(text))
+    saved[0].write_bytes(b"not a classifier")
+    module._saved_or_fitted.cache_clear()
+    again = module.default_triage()
+    assert again.probabilities(text) == pytest.approx(first.probabilities(text))
+    module._saved_or_fitted.cache_clear()

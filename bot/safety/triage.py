@@ -9,15 +9,18 @@ data is used for the model, so it behaves the same on every machine.
 
 A message is escalated to the category the classifier ranks first when that category's
 probability reaches its calibrated threshold (:data:`THRESHOLDS`). The critical
-categories (emergency, self-harm, threat) are checked first and on their own: a
-message that is 40% emergency is escalated as one even if "none" ranks higher, because
-missing an emergency costs more than a false alarm. ``garda safety calibrate`` chooses
-the thresholds on k-fold held-out training data (docs/escalation.md).
+categories (emergency, self-harm, threat) are checked first and on their own: a message
+that reaches an emergency's threshold is escalated as one even if another category ranks
+higher, because missing an emergency costs more than a false alarm. ``garda safety
+calibrate`` chooses the thresholds on the development set ``data/safety/dev/`` and k-fold
+held-out training data (docs/escalation.md).
 """
 
 from __future__ import annotations
 
 import functools
+import logging
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,13 +37,16 @@ from bot.paths import project_root
 from bot.safety.categories import CRITICAL, DETECTED
 
 NONE = "none"
+logger = logging.getLogger(__name__)
 # Calibrated by `garda safety calibrate` (docs/escalation.md).
 THRESHOLDS: dict[str, float] = {
-    "emergency": 0.70, "self_harm": 0.70, "threat": 0.70, "hate_speech": 0.90,
+    "emergency": 0.75, "self_harm": 0.75, "threat": 0.75, "hate_speech": 0.90,
     "abuse": 0.90, "privacy": 0.90, "corruption": 0.90, "human_request": 0.90,
 }
 C = 10.0
 MAX_CHARS = 2000
+# Version of the file :meth:`SafetyTriage.save` writes; a different one is refused on load.
+SAVED_FORMAT = 1
 
 
 LEXICON = Path(__file__).with_name("lexicon.yml")
@@ -145,6 +151,42 @@ class SafetyTriage:
         self.model.fit(features, labels)
         self.classes = [str(c) for c in self.model.classes_]
 
+    def save(self, path: Path) -> None:
+        """Keep the fitted classifier (vectorizers, model, cue lexicon, thresholds) in one
+        file: a model version in the registry pins its escalation classifier with it, and
+        loading it skips the fit at start-up. The normalizer is not kept: like the Rasa
+        model's, it is the code and lexicon of the running Garda."""
+        import joblib
+        import sklearn
+
+        state = {"format": SAVED_FORMAT, "sklearn": sklearn.__version__, "words": self.words,
+                 "chars": self.chars, "lexicon": self.lexicon, "model": self.model,
+                 "thresholds": self.thresholds}
+        partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+        joblib.dump(state, partial)
+        os.replace(partial, path)
+
+    @classmethod
+    def load(cls, path: Path, normalizer: Normalizer | None = None) -> SafetyTriage:
+        """A classifier :meth:`save` wrote. A pickle runs code when loaded: only ever load
+        files Garda wrote itself into its own registry."""
+        import joblib
+        import sklearn
+
+        state = joblib.load(path)
+        if not isinstance(state, dict) or state.get("format") != SAVED_FORMAT:
+            raise SafetyDataError(f"{path}: not a safety classifier saved by this Garda")
+        if state.get("sklearn") != sklearn.__version__:
+            raise SafetyDataError(f"{path}: saved with scikit-learn {state.get('sklearn')}, "
+                                  f"this is {sklearn.__version__}; train the model again")
+        triage = cls.__new__(cls)
+        triage.normalizer = normalizer or Normalizer()
+        triage.thresholds = dict(state["thresholds"])
+        triage.words, triage.chars = state["words"], state["chars"]
+        triage.lexicon, triage.model = state["lexicon"], state["model"]
+        triage.classes = [str(c) for c in triage.model.classes_]
+        return triage
+
     def normalize(self, text: object) -> str:
         if not isinstance(text, str):
             return ""
@@ -181,5 +223,58 @@ def cached_triage(examples: tuple[tuple[str, tuple[str, ...]], ...],
     return SafetyTriage(dict(examples), background)
 
 
+# What a fitted classifier depends on: its data, its features' code and lexicons.
+_SOURCES = (Path(__file__), LEXICON, Path(__file__).parent.parent / "brain" / "features.py",
+            Path(__file__).parent.parent / "nlu" / "normalizer.py")
+
+
+def fit_key() -> str:
+    """A digest of everything a fitted default classifier depends on: the examples, the
+    routine texts, the code and lexicons of its features, the thresholds and scikit-learn's
+    version. Equal keys mean an equal classifier, so a saved one may stand in for a fit."""
+    import hashlib
+
+    import sklearn
+
+    digest = hashlib.sha256()
+    normalizer_lexicons = sorted((Path(__file__).parent.parent / "nlu" / "lexicon").glob("*"))
+    for path in (*sorted(data_dir().glob("*.yml")), *training_files(), *_SOURCES,
+                 *normalizer_lexicons):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    digest.update(f"{sklearn.__version__} {sorted(THRESHOLDS.items())} {C}".encode())
+    return digest.hexdigest()
+
+
 def default_triage() -> SafetyTriage:
-    return cached_triage(tuple(sorted(load_examples().items())), routine_texts())
+    """The classifier of the project's own data, fitted once per data version on a machine.
+
+    The fit takes 10-20 s (more on a busy machine) and every process that starts a brain
+    needs it; the fitted classifier is kept in ``.garda/cache/`` under :func:`fit_key`,
+    so only the first process after a data change pays for it. A file that cannot be read
+    is ignored and fitted again.
+    """
+    return _saved_or_fitted(fit_key())
+
+
+@functools.lru_cache(maxsize=2)
+def _saved_or_fitted(key: str) -> SafetyTriage:
+    from bot.paths import state_dir
+
+    examples, routine = tuple(sorted(load_examples().items())), routine_texts()
+    cache = state_dir() / "cache"
+    path = cache / f"safety-{key[:24]}.joblib"
+    if path.is_file():
+        try:
+            return SafetyTriage.load(path)
+        except Exception as error:  # a damaged cache is fitted again, never fatal
+            logger.warning("ignoring the cached safety classifier: %s", type(error).__name__)
+    triage = cached_triage(examples, routine)
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        triage.save(path)
+        for old in cache.glob("safety-*.joblib"):
+            if old != path:
+                old.unlink(missing_ok=True)
+    except OSError as error:
+        logger.warning("could not cache the safety classifier: %s", type(error).__name__)
+    return triage
