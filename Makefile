@@ -2,7 +2,7 @@
 .DEFAULT_GOAL := help
 VENV := .venv/bin
 
-.PHONY: help setup run chat test lint bench bench-hoax bench-escalation bench-gateway train
+.PHONY: help setup run chat test lint bench bench-hoax bench-escalation bench-gateway bench-trainer train
 
 help: ## list the tasks
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-13s %s\n", $$1, $$2}'
@@ -22,10 +22,12 @@ lint: setup ## ruff and mypy
 	$(VENV)/ruff check bot actions tests
 	$(VENV)/mypy
 
-bench: setup ## measure NLU quality, latency and memory, hoax matching, escalation, then the gateway; writes docs/benchmarks.md
+bench: setup ## measure NLU quality, latency and memory, hoax matching, escalation, the trainer tools, then the gateway; writes docs/benchmarks.md
 	$(VENV)/python -m bot.bench --out docs/benchmarks.md
 	$(VENV)/python -m bot.bench_hoax --out docs/benchmarks.md
 	$(VENV)/python -m bot.bench_escalation --out docs/benchmarks.md
+	$(VENV)/python -m bot.bench_trainer --out docs/benchmarks.md
+	$(VENV)/python -m bot.bench_loop --out docs/benchmarks.md
 	$(VENV)/python -m bot.bench_gateway --out docs/benchmarks.md
 
 bench-hoax: setup ## measure only hoax matching (retrieval, false alarms, latency); ~2 min
@@ -33,6 +35,10 @@ bench-hoax: setup ## measure only hoax matching (retrieval, false alarms, latenc
 
 bench-escalation: setup ## measure only escalation (held-out set, false escalations, abusive tweets, console); ~10 min
 	$(VENV)/python -m bot.bench_escalation --out docs/benchmarks.md
+
+bench-trainer: setup ## measure `garda trainer train` on the full data, and an unanswered question's way to a promoted model; ~20 min
+	$(VENV)/python -m bot.bench_trainer --out docs/benchmarks.md
+	$(VENV)/python -m bot.bench_loop --out docs/benchmarks.md
 
 bench-gateway: setup ## measure only the gateway (webhook ack, end to end, stock Rasa); ~25 min
 	$(VENV)/python -m bot.bench_gateway --out docs/benchmarks.md

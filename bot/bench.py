@@ -283,15 +283,18 @@ def write_marked_section(path: Path, start_mark: str, end_mark: str, section: st
 
 
 def kept_sections(path: Path) -> list[str]:
-    """The sections other benchmarks wrote on the page being replaced (gateway, hoax,
-    escalation)."""
+    """The sections other benchmarks wrote on the page being replaced (hoax, escalation,
+    gateway, trainer)."""
     try:
         old = path.read_text("utf-8")
     except OSError:
         return []
     kept = []
-    for start_mark, end_mark in ((HOAX_START, HOAX_END), (ESCALATION_START, ESCALATION_END),
-                                 (GATEWAY_START, GATEWAY_END)):
+    marks = ((HOAX_START, HOAX_END), (ESCALATION_START, ESCALATION_END),
+             (GATEWAY_START, GATEWAY_END), ("<!-- trainer-bench:start -->",
+                                            "<!-- trainer-bench:end -->"),
+             ("<!-- trainer-loop-bench:start -->", "<!-- trainer-loop-bench:end -->"))
+    for start_mark, end_mark in marks:
         start = old.find(start_mark)
         end = old.find(end_mark, start) if start >= 0 else -1
         if start >= 0 and end >= 0:

@@ -62,10 +62,11 @@ def chat_loop(brain: Any, read: Callable[[str], str], write: Callable[[str], Non
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
+    from bot import config
     from bot.brain.pipeline import Brain
 
     print("Memuat model Garda...", file=sys.stderr)
-    brain = Brain.load()
+    brain = Brain.load().follow_approvals(config.load().database_url)
     print(
         "Garda, obrolan lokal (tanpa token, tanpa jaringan). Ketik pertanyaan Anda; "
         "ketik nomor untuk memilih tombol; Ctrl-D untuk keluar.\n"
@@ -137,6 +138,160 @@ def cmd_content_check(args: argparse.Namespace) -> int:
         print(f"{len(problems)} problem(s): these answers may not be served.", file=sys.stderr)
         return 1
     print(f"{len(content.responses)} approved responses, all within their review date.")
+    return 0
+
+
+def _content_versions() -> Any:
+    from bot import config
+    from bot.content_versions import ContentVersions
+    from bot.store.db import Database
+
+    db = Database(config.load().database_url)
+    db.upgrade()
+    return ContentVersions(db.engine)
+
+
+def _content_refused(command: str, error: Exception) -> int:
+    from bot.content_versions import InvalidText
+
+    if isinstance(error, InvalidText):
+        print(f"garda content {command}: the text may not be served:", file=sys.stderr)
+        for problem in error.problems:
+            print(f"  - {problem}", file=sys.stderr)
+    else:
+        print(f"garda content {command}: {error}", file=sys.stderr)
+    return 1
+
+
+def _when(moment: Any) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment is not None else "-"
+
+
+def cmd_content_propose(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from bot.content_versions import PROPOSERS, VersionError, check_actor, unified_diff
+
+    if args.file:
+        try:
+            text = Path(args.file).read_text("utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            print(f"garda content propose: cannot read {args.file}: {error}", file=sys.stderr)
+            return 1
+    else:
+        text = args.text
+    versions = _content_versions()
+    try:
+        by = check_actor(versions.engine, args.by, PROPOSERS, "propose a change")
+        kind = args.kind or versions.kind_of(args.key)
+        version = versions.propose(kind, args.key, text, by, args.reason or "")
+        old = versions.text_of(kind, args.key, version.based_on or 0)
+    except VersionError as error:
+        return _content_refused("propose", error)
+    print(f"proposed {kind} {args.key} v{version.version} (id {version.id}), written against "
+          f"v{version.based_on}:")
+    print(unified_diff(old, version.text, f"v{version.based_on}", f"v{version.version}")
+          or "(the same text: a renewed review)")
+    print(f"It is not served until someone other than {by} approves it: "
+          f"garda content approve {version.id} --by NAME")
+    return 0
+
+
+def cmd_content_approve(args: argparse.Namespace) -> int:
+    from bot.content_versions import APPROVERS, VersionError, check_actor
+
+    versions = _content_versions()
+    try:
+        by = check_actor(versions.engine, args.by, APPROVERS, "approve a change")
+        version = versions.approve(args.id, by)
+    except VersionError as error:
+        return _content_refused("approve", error)
+    print(f"approved {version.kind} {version.key} v{version.version} (proposed by "
+          f"{version.proposed_by}); served from now on (running workers re-read approved "
+          "content every GARDA_CONTENT_POLL_SECONDS, default 5)")
+    return 0
+
+
+def cmd_content_reject(args: argparse.Namespace) -> int:
+    from bot.content_versions import APPROVERS, VersionError, check_actor
+
+    versions = _content_versions()
+    try:
+        by = check_actor(versions.engine, args.by, APPROVERS, "reject a change")
+        version = versions.reject(args.id, by, args.reason)
+    except VersionError as error:
+        return _content_refused("reject", error)
+    print(f"rejected {version.kind} {version.key} v{version.version}; it is never served")
+    return 0
+
+
+def cmd_content_withdraw(args: argparse.Namespace) -> int:
+    from bot.content_versions import PROPOSERS, VersionError, check_actor
+
+    versions = _content_versions()
+    try:
+        by = check_actor(versions.engine, args.by, PROPOSERS, "withdraw a change")
+        version = versions.withdraw(args.id, by)
+    except VersionError as error:
+        return _content_refused("withdraw", error)
+    print(f"withdrew {version.kind} {version.key} v{version.version}")
+    return 0
+
+
+def cmd_content_history(args: argparse.Namespace) -> int:
+    from bot.content_versions import APPROVED, VersionError, unified_diff
+
+    versions = _content_versions()
+    try:
+        kind = args.kind or versions.kind_of(args.key)
+        found = versions.versions(kind, args.key)
+    except VersionError as error:
+        return _content_refused("history", error)
+    texts = {v.version: v.text for v in found}
+    served = max(v.version for v in found if v.status == APPROVED)
+    print(f"{kind} {args.key} ({versions.title(kind, args.key)}): v{served} is served")
+    for v in found:
+        mark = "*" if v.version == served else " "
+        if v.from_file:
+            print(f"{mark} v0  file      approved by {v.decided_by or '-'} "
+                  f"({v.file_approved_at or '-'})")
+            continue
+        decided = (f"; {v.status} by {v.decided_by} {_when(v.decided_at)}"
+                   if v.decided_by else "")
+        print(f"{mark} v{v.version:<2} {v.status:<9} proposed by {v.proposed_by} "
+              f"{_when(v.proposed_at)}{decided}")
+        if v.reason:
+            print(f"      reason: {v.reason}")
+        base = v.based_on or 0
+        diff = unified_diff(texts.get(base, ""), v.text, f"v{base}", f"v{v.version}")
+        for line in (diff or f"(the same text as v{base})").split("\n"):
+            print(f"      {line}")
+    print("audit log:")
+    for entry in versions.audit(kind, args.key):
+        detail = f": {entry.detail}" if entry.detail else ""
+        print(f"  {_when(entry.at)}  {entry.actor} {entry.action} v{entry.version}{detail}")
+    return 0
+
+
+def cmd_content_rollback(args: argparse.Namespace) -> int:
+    from bot.content_versions import APPROVERS, PROPOSERS, VersionError, check_actor
+
+    versions = _content_versions()
+    try:
+        by = check_actor(versions.engine, args.by, APPROVERS if args.now else PROPOSERS,
+                         "roll back at once" if args.now else "propose a rollback")
+        kind = args.kind or versions.kind_of(args.key)
+        version = versions.rollback(kind, args.key, args.to, by, args.reason or "",
+                                    immediate=args.now)
+    except VersionError as error:
+        return _content_refused("rollback", error)
+    if args.now:
+        print(f"rolled {kind} {args.key} back to the text of v{args.to} as v{version.version}; "
+              "served from now on")
+    else:
+        print(f"proposed {kind} {args.key} v{version.version} (id {version.id}) with the text "
+              f"of v{args.to}; it is not served until someone other than {by} approves it: "
+              f"garda content approve {version.id} --by NAME")
     return 0
 
 
@@ -410,6 +565,48 @@ def build_parser() -> argparse.ArgumentParser:
     content_sub.add_parser(
         "check", help="fail on an answer that is missing, unapproved or past its review date"
     ).set_defaults(func=cmd_content_check)
+    kinds = ("answer", "hoax")
+    propose = content_sub.add_parser(
+        "propose", help="propose a new text for an answer or a hoax clarification (served "
+        "only after someone else approves it)")
+    propose.add_argument("key", help="the response name (utter_...) or the hoax entry's id")
+    propose.add_argument("--kind", choices=kinds, help="default: found from the key")
+    propose.add_argument("--by", required=True, help="your console user name")
+    source = propose.add_mutually_exclusive_group(required=True)
+    source.add_argument("--text", help="the new text")
+    source.add_argument("--file", help="a UTF-8 file holding the new text")
+    propose.add_argument("--reason", help="why the text changes")
+    propose.set_defaults(func=cmd_content_propose)
+    approve = content_sub.add_parser(
+        "approve", help="approve someone else's proposal (supervisor, admin): served from now")
+    approve.add_argument("id", type=int, help="the proposal's id (shown by propose, history)")
+    approve.add_argument("--by", required=True, help="your console user name")
+    approve.set_defaults(func=cmd_content_approve)
+    reject = content_sub.add_parser("reject", help="reject someone else's proposal")
+    reject.add_argument("id", type=int)
+    reject.add_argument("--by", required=True, help="your console user name")
+    reject.add_argument("--reason", required=True, help="why, for the author")
+    reject.set_defaults(func=cmd_content_reject)
+    withdraw = content_sub.add_parser("withdraw", help="take back your own proposal")
+    withdraw.add_argument("id", type=int)
+    withdraw.add_argument("--by", required=True, help="your console user name")
+    withdraw.set_defaults(func=cmd_content_withdraw)
+    history = content_sub.add_parser(
+        "history", help="every version of a key with its diff, and the audit log")
+    history.add_argument("key")
+    history.add_argument("--kind", choices=kinds, help="default: found from the key")
+    history.set_defaults(func=cmd_content_history)
+    rollback = content_sub.add_parser(
+        "rollback", help="go back to an earlier approved version (0: the file's text)")
+    rollback.add_argument("key")
+    rollback.add_argument("--to", type=int, required=True, help="the version to go back to")
+    rollback.add_argument("--by", required=True, help="your console user name")
+    rollback.add_argument("--kind", choices=kinds, help="default: found from the key")
+    rollback.add_argument("--now", action="store_true",
+                          help="serve it at once, without a second person (supervisor, admin; "
+                          "needs --reason)")
+    rollback.add_argument("--reason", help="why")
+    rollback.set_defaults(func=cmd_content_rollback)
 
     hoax = sub.add_parser("hoax", help="the approved hoax registry (data/hoaxes/)")
     hoax_sub = hoax.add_subparsers(dest="hoax_command", required=True)
@@ -476,6 +673,9 @@ def build_parser() -> argparse.ArgumentParser:
                            help="the id and text columns of QUERIES (default id,text)")
     retrieval.add_argument("--out", help="write per-query results here as JSON lines")
     retrieval.set_defaults(func=cmd_eval_hoax_retrieval)
+    from bot.trainer.cli import add_commands  # garda trainer ..., garda model ...
+
+    add_commands(sub)
     return parser
 
 

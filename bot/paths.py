@@ -34,6 +34,13 @@ def models_dir() -> Path:
     return project_root() / "models"
 
 
+def registry_dir() -> Path:
+    """Trained model versions and which one is active (bot/trainer/registry.py):
+    ``GARDA_REGISTRY_DIR`` if set (tests, a shared volume), else ``models/registry``."""
+    folder = os.environ.get("GARDA_REGISTRY_DIR")
+    return Path(folder).resolve() if folder else models_dir() / "registry"
+
+
 @contextlib.contextmanager
 def in_project_root() -> Iterator[Path]:
     """Run a block from the project root.

@@ -58,13 +58,30 @@ def input_files(root: Path | None = None) -> list[Path]:
     return sorted(files)
 
 
-def data_hash(root: Path | None = None) -> str:
+def _named_inputs(root: Path, data_dir: Path | None) -> list[tuple[str, Path]]:
+    """(name, file) of every input; with ``data_dir`` (laid out like ``data/``) its nlu/
+    and rules/ stand in for the project's, under the same names, so that a copy of
+    ``data/`` hashes like ``data/`` itself."""
+    named = [(p.relative_to(root).as_posix(), p) for p in input_files(root)]
+    if data_dir is None:
+        return named
+    named = [(n, p) for n, p in named if not n.startswith(tuple(f"{d}/" for d in RASA_DATA))]
+    for folder in RASA_DATA:
+        inner = data_dir / Path(folder).name
+        named += [(f"{folder}/{p.relative_to(inner).as_posix()}", p)
+                  for p in inner.glob("**/*.yml") if p.is_file()]
+    return sorted(named)
+
+
+def data_hash(root: Path | None = None, data_dir: Path | None = None) -> str:
+    """``data_dir``: hash the training data in that folder (``nlu/``, ``rules/``) instead
+    of the project's ``data/`` (the trainer's candidates, bot/trainer/)."""
     from importlib.metadata import version
 
     root = root or project_root()
     digest = hashlib.sha256()
-    for path in input_files(root):
-        digest.update(path.relative_to(root).as_posix().encode())
+    for name, path in _named_inputs(root, data_dir):
+        digest.update(name.encode())
         digest.update(b"\0")
         digest.update(path.read_bytes())
         digest.update(b"\0")

@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import func, select, update
+from starlette.routing import Mount
 from starlette.testclient import TestClient
 
 from bot.admin import console
@@ -34,6 +35,7 @@ from bot.brain.decision import Button, Decision
 from bot.channels.base import TEXT, Inbound, Outgoing, SendContext, SendResult
 from bot.config import Settings
 from bot.content import Content
+from bot.content_versions import ContentVersions
 from bot.gateway.app import create_app
 from bot.gateway.runtime import Runtime
 from bot.store import models
@@ -338,10 +340,16 @@ MATRIX = {
     "reply_any": LEADS, "resolve_any": LEADS, "hand_back_any": LEADS,
     "release_other": LEADS, "reveal": LEADS,
     "manage_users": {"admin"},
+    "view_dashboard": EVERYONE, "export_dashboard": EVERYONE,
+    "view_unanswered": {"trainer", "supervisor", "admin"},
+    "label": {"trainer", "supervisor", "admin"}, "relabel": AGENTS,
+    "view_content": EVERYONE, "propose_content": {"trainer", "supervisor", "admin"},
+    "approve_content": LEADS, "reject_content": LEADS, "rollback_content": LEADS,
 }
 
 
 def test_the_permission_table_is_the_agreed_matrix() -> None:
+    # Every action of every page: a new action must be added here, on purpose.
     assert {action: set(roles) for action, roles in console.PERMISSIONS.items()} == MATRIX
 
 
@@ -353,6 +361,8 @@ class Case:
     holder: str | None   # who holds the ticket's claim first ("self": the acting user)
     data: dict[str, str]
     took_effect: Callable[[World, int, str, httpx.Response], bool]
+    # Makes what the case acts on instead of the ticket; its id is "{id}" (content versions).
+    setup: Callable[[World], int] | None = None
 
 
 def _status(status: str) -> Callable[[World, int, str, httpx.Response], bool]:
@@ -399,7 +409,61 @@ CASES = [
     Case("manage_users", "POST", "/admin/users", None,
          {"op": "add", "name": "baru", "role": "trainer", "password": PASSWORD},
          lambda w, t, u, r: w.users.get("baru") is not None),
+    Case("view_dashboard", "GET", "/admin/dashboard", None, {},
+         lambda w, t, u, r: 'id="total-messages"' in r.text),
+    Case("export_dashboard", "GET", "/admin/dashboard.csv?section=routes", None, {},
+         lambda w, t, u, r: r.headers.get("content-type", "").startswith("text/csv")
+         and r.text.startswith("rute,")),
+    Case("view_unanswered", "GET", "/admin/dashboard.csv?section=unanswered", None, {},
+         lambda w, t, u, r: r.headers.get("content-type", "").startswith("text/csv")
+         and r.text.startswith("kelompok,")),
+    Case("label", "GET", "/admin/training", None, {},
+         lambda w, t, u, r: 'id="summary"' in r.text),
+    Case("relabel", "POST", "/admin/tickets/{id}/relabel", None, {"intent": "faq/pengaduan"},
+         lambda w, t, u, r: _relabelled(w, t)),
+    Case("view_content", "GET", "/admin/content", None, {},
+         lambda w, t, u, r: 'data-key="utter_greet"' in r.text),
+    Case("view_content", "GET", "/admin/content/answer/utter_greet", None, {},
+         lambda w, t, u, r: 'id="served"' in r.text),
+    Case("propose_content", "POST", "/admin/content/propose", None,
+         {"kind": "answer", "key": "utter_goodbye", "text": "Sampai jumpa.", "based_on": "0"},
+         lambda w, t, u, r: _content_done(w, "utter_goodbye", u, "proposed")),
+    Case("approve_content", "POST", "/admin/content/versions/{id}/approve", None, {},
+         lambda w, t, u, r: _content_done(w, "utter_thanks", u, "approved"),
+         lambda w: _proposal(w, "utter_thanks")),
+    Case("reject_content", "POST", "/admin/content/versions/{id}/reject", None,
+         {"reason": "belum tepat"},
+         lambda w, t, u, r: _content_done(w, "utter_bot_challenge", u, "rejected"),
+         lambda w: _proposal(w, "utter_bot_challenge")),
+    Case("rollback_content", "POST", "/admin/content/rollback", None,
+         {"kind": "answer", "key": "utter_capabilities", "to": "0", "mode": "now",
+          "reason": "darurat"},
+         lambda w, t, u, r: _content_done(w, "utter_capabilities", u, "rolled_back"),
+         lambda w: _proposal(w, "utter_capabilities", approved=True)),
 ]
+
+
+def _proposal(w: World, key: str, approved: bool = False) -> int:
+    """A proposal by someone who is none of the acting users (approved: served now)."""
+    versions = ContentVersions(w.db.engine)
+    proposal = versions.propose("answer", key, f"Teks baru {key}.", "olga")
+    if approved:
+        versions.approve(proposal.id or 0, "pengulas")
+    return proposal.id or 0
+
+
+def _content_done(w: World, key: str, user: str, action: str) -> bool:
+    last = ContentVersions(w.db.engine).audit("answer", key)[-1:]
+    return [(a.actor, a.action) for a in last] == [(user, action)]
+
+
+def _relabelled(w: World, t: int) -> bool:
+    """The message that opened ticket ``t`` is in the trainers' inbox as a re-label."""
+    opening = w.tickets.get(t).inbound_id
+    with w.db.engine.connect() as conn:
+        return conn.execute(select(models.review_items.c.suggested_intent).where(
+            models.review_items.c.inbound_id == opening,
+            models.review_items.c.source == "relabel")).scalar() == "faq/pengaduan"
 
 
 @pytest.fixture(scope="module")
@@ -413,7 +477,7 @@ def matrix_world(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 
 def test_every_permission_has_a_case() -> None:
-    assert {case.action for case in CASES} == set(console.PERMISSIONS)
+    assert {case.action for case in CASES} == set(MATRIX)
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -429,7 +493,8 @@ def test_role_matrix(matrix_world: Any, case: Case, role: str,
     if case.holder is not None:
         holder = role if case.holder == "self" else case.holder
         assert world.tickets.claim(ticket.id, holder).won
-    path = case.path.replace("{id}", str(ticket.id))
+    target = case.setup(world) if case.setup is not None else ticket.id
+    path = case.path.replace("{id}", str(target))
     caplog.set_level(logging.WARNING, logger="bot.admin.console")
     if case.method == "GET":
         response = client.get(path)
@@ -439,12 +504,12 @@ def test_role_matrix(matrix_world: Any, case: Case, role: str,
     if role in MATRIX[case.action]:
         assert response.status_code == (200 if case.method == "GET" or case.action == "reveal"
                                         else 303), response.text
-        assert case.took_effect(world, ticket.id, role, response)
+        assert case.took_effect(world, target, role, response)
         assert denial not in caplog.text
     else:
         assert response.status_code == 403
         assert console.DENIED in response.text
-        assert not case.took_effect(world, ticket.id, role, response)
+        assert not case.took_effect(world, target, role, response)
         assert [r.levelno for r in caplog.records if r.getMessage() == denial] == [
             logging.WARNING]
 
@@ -711,6 +776,80 @@ def test_a_supervisor_may_take_a_claim_away_and_it_is_logged_as_theirs(world: Wo
     assert events(world, ticket.id)[-1] == ("supervisor", "released", "klaim olga")
 
 
+def console_of(world: World) -> console.Console:
+    """The app's Console (its routes are its bound methods)."""
+    mount = next(r for r in world.app.routes if isinstance(r, Mount) and r.path == "/admin")
+    found = mount.routes[0].endpoint.__self__  # type: ignore[attr-defined]
+    assert isinstance(found, console.Console)
+    return found
+
+
+@pytest.mark.parametrize("user, action, seen, meanwhile", [
+    ("agent", "resolve", "agent", "olga"),       # lost the claim to a supervisor + olga
+    ("agent", "hand_back", "agent", "olga"),
+    ("agent", "release", "agent", "olga"),
+    ("supervisor", "release", "olga", "agent"),  # the override takes only the claim seen
+])
+def test_a_move_made_on_a_ticket_that_changed_meanwhile_changes_nothing(
+        world: World, monkeypatch: pytest.MonkeyPatch, user: str, action: str, seen: str,
+        meanwhile: str) -> None:
+    """The holder rule is checked on the ticket as the user saw it; the move itself is
+    conditional on it, so a claim that changed hands in between is left alone."""
+    ticket = world.escalate()
+    assert world.tickets.claim(ticket.id, seen).won
+    client = world.login(user)
+    token = csrf(client)
+    tickets = console_of(world).tickets
+    real_get = tickets.get
+
+    def seen_then_changed(ticket_id: int) -> Ticket:
+        found = real_get(ticket_id)  # what the permission check sees
+        assert world.tickets.release(ticket_id, "admin", holder=seen).moved
+        assert world.tickets.claim(ticket_id, meanwhile).won
+        monkeypatch.setattr(tickets, "get", real_get)
+        return found
+
+    monkeypatch.setattr(tickets, "get", seen_then_changed)
+    before = events(world, ticket.id)
+    response = client.post(f"/admin/tickets/{ticket.id}/{action}", data={"csrf": token})
+    assert response.status_code == 409 and console.CHANGED in response.text
+    now = world.tickets.get(ticket.id)
+    assert (now.status, now.assignee) == ("claimed", meanwhile)
+    assert events(world, ticket.id) == [*before, ("admin", "released", f"klaim {seen}"),
+                                        (meanwhile, "claimed", None)]
+
+
+@pytest.mark.parametrize("moves", [("resolve", "hand_back"), ("resolve", "resolve"),
+                                   ("hand_back", "hand_back")])
+def test_the_holder_and_a_supervisor_closing_at_once_close_it_once(
+        world: World, moves: tuple[str, str]) -> None:
+    names = ("agent", "supervisor")
+    clients = {name: world.login(name) for name in names}
+    tokens = {name: csrf(client) for name, client in clients.items()}
+
+    def close(ticket_id: int, start: threading.Barrier, name: str, move: str
+              ) -> httpx.Response:
+        start.wait()
+        return clients[name].post(f"/admin/tickets/{ticket_id}/{move}",
+                                  data={"csrf": tokens[name], "note": name})
+
+    for _ in range(3):
+        ticket = world.escalate()
+        assert world.tickets.claim(ticket.id, "agent").won
+        start = threading.Barrier(2)
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            jobs = {name: pool.submit(close, ticket.id, start, name, move)
+                    for name, move in zip(names, moves, strict=True)}
+            results = {name: job.result() for name, job in jobs.items()}
+        assert sorted(r.status_code for r in results.values()) == [303, 409]
+        winner = next(name for name, r in results.items() if r.status_code == 303)
+        closing = [(actor, action, detail) for actor, action, detail in events(world, ticket.id)
+                   if action in ("resolved", "handed_back")]
+        assert len(closing) == 1 and closing[0][0] == winner and closing[0][2] == winner
+        loser = results[names[1 - names.index(winner)]]
+        assert console.CLOSED in loser.text or console.CHANGED in loser.text
+
+
 def test_releasing_an_open_ticket_says_it_is_not_claimed(world: World) -> None:
     ticket = world.escalate()
     response = post(world.login("agent"), f"/admin/tickets/{ticket.id}/release")
@@ -732,6 +871,14 @@ def test_the_queue_is_ordered_and_marks_overdue_tickets(world: World) -> None:
     page = client.get("/admin/")
     assert page.status_code == 200
     assert "fetch(" in page.text and "/admin/queue/rows" in page.text  # refreshes itself
+    # ... at once on a live event (an EventSource on /admin/events, allowed by the CSP's
+    # connect-src 'self'), and every 30 s behind it; without JavaScript, every 30 s too.
+    assert 'new EventSource(box.dataset.events)' in page.text
+    assert 'data-events="/admin/events"' in page.text
+    assert "setInterval(reload, 30000)" in page.text
+    assert '<meta http-equiv="refresh" content="30">' in page.text
+    assert "connect-src 'self'" in page.headers["content-security-policy"]
+    assert "nonce-" in page.headers["content-security-policy"]
     rows = client.get("/admin/queue/rows").text
     order = [int(i) for i in re.findall(r'data-ticket="(\d+)"', rows)]
     assert order == [urgent.id, middle.id, later.id]

@@ -8,10 +8,13 @@ the model and the safety classifier (keywords mean a category).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
+import datetime as dt
 import html
 import logging
 import re
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,19 +29,28 @@ from stubs.telegram import MEDIA, TelegramStub, callback_update, text_update
 from test_runtime import KeywordParser, count, until
 
 from bot import config
-from bot.admin.telegram_group import AdminGroup, excerpt
+from bot.admin.telegram_group import (
+    STALE_RESERVATION,
+    AdminGroup,
+    excerpt,
+    posted_ticket,
+    reserve_post,
+)
+from bot.brain.decision import Decision
 from bot.brain.pipeline import Brain
+from bot.channels.base import TEXT, Inbound, Outgoing
 from bot.channels.telegram import TelegramChannel
 from bot.config import Settings
 from bot.content import Content
 from bot.gateway.app import Gateway, create_app
 from bot.gateway.runtime import BrainRunner, Runtime
+from bot.safety.categories import categories
 from bot.safety.triage import NONE, Verdict
 from bot.store import models
 from bot.store.db import Database
 from bot.store.queue import InProcessQueue
 from bot.store.ratelimit import InProcessRateLimiter
-from bot.store.tickets import Tickets
+from bot.store.tickets import Ticket, Tickets, TicketSpec
 
 TOKEN = "7000001:AAH-test_token_Garda_Sukamaju_0123456789"
 SECRET = "webhook-secret-admin-group-7c1e"
@@ -120,9 +132,32 @@ class Deployment:
                 if str(p.get("chat_id")) == str(CITIZEN)]
 
     def posted(self, ticket_id: int = 1) -> list[int]:
-        """Telegram message ids of the ticket's posts, from its event log."""
-        return [int(str(e.detail)) for e in self.tickets.events(ticket_id)
-                if e.action == "posted"]
+        """Telegram message ids of the ticket's posts in the admin chat (ticket_posts)."""
+        return [r.message_id for r in self.post_rows(ticket_id) if r.message_id is not None]
+
+    def post_rows(self, ticket_id: int | None = None) -> list[Any]:
+        """ticket_posts rows (reservations included), oldest first."""
+        query = select(models.ticket_posts).order_by(models.ticket_posts.c.id)
+        if ticket_id is not None:
+            query = query.where(models.ticket_posts.c.ticket_id == ticket_id)
+        with self.runtime.db.engine.connect() as conn:
+            return list(conn.execute(query).all())
+
+    def open_ticket(self, chat: str, category: str = "emergency") -> Ticket:
+        """A citizen's escalated message with its ticket, stored without the worker (so
+        that nothing posts it until a test says so)."""
+        db = self.runtime.db
+        stored = db.store_inbound(Inbound("telegram", f"{chat}:1", chat, TEXT, "tolong"))
+        message = db.claim_next(stored.conversation_id)
+        assert message is not None
+        found = categories()[category]
+        decision = Decision(text="tolong", route="escalate", intent=None, confidence=0.9,
+                            category=category, hoax_id=None, reply="tunggu")
+        db.save_decision(message, decision, [Outgoing("sendMessage", {"text": "tunggu"})],
+                         ticket=TicketSpec(category, found.priority, found.claim_within))
+        ticket = self.tickets.active(stored.conversation_id)
+        assert ticket is not None
+        return ticket
 
     def answers(self) -> list[str]:
         return [str(c.params.get("text")) for c in self.stub.calls_to("answerCallbackQuery")]
@@ -228,6 +263,10 @@ def test_a_high_priority_escalation_is_posted_once_masked_with_both_buttons(
         assert buttons(post) == [("Klaim", "ticket:claim:1"), ("Selesai", "ticket:resolve:1")]
         assert len(d.posted()) == 1
         assert "Tiket #1" in d.post_now(d.posted()[0])["text"]
+        assert [(e.actor, e.detail) for e in d.tickets.events(1) if e.action == "posted"] == [
+            ("garda", str(d.posted()[0]))]
+        assert [(r.chat_id, r.kind, r.priority) for r in d.post_rows(1)] == [
+            (str(ADMIN_CHAT), "alert", 1)]
         # The citizen got the emergency's holding reply all the same.
         assert d.to_citizen()[0] == Content.load().render("utter_escalate_emergency")
 
@@ -271,6 +310,7 @@ def test_a_posted_ticket_raised_to_an_emergency_alerts_again_in_reply_to_its_pos
         await until(lambda: len(d.posted()) == 2)
         alert = d.posts()[1]
         assert alert["reply_parameters"]["message_id"] == first
+        assert [(r.kind, r.priority) for r in d.post_rows(1)] == [("alert", 2), ("raised", 1)]
         assert "Prioritas naik 2 \u2192 1" in html.unescape(alert["text"])
         assert "emergency" in alert["text"]
         await d.citizen_says("kebakaran belum padam")  # no more urgent than the last alert
@@ -289,6 +329,7 @@ def test_a_failing_admin_chat_never_holds_up_the_citizen_and_flood_control_is_wa
         await until(lambda: len(d.to_citizen()) == 1)
         await d.settled()
         assert d.posted() == []
+        assert d.post_rows() == []  # the failed send left no reservation behind
         assert [c.status for c in d.stub.calls_to("sendMessage")
                 if str(c.params.get("chat_id")) == str(ADMIN_CHAT)] == [403]
         # Telegram answers again; the next alert meets flood control once and waits it out.
@@ -300,6 +341,101 @@ def test_a_failing_admin_chat_never_holds_up_the_citizen_and_flood_control_is_wa
         assert len(d.posted()) == 1
         assert [c.status for c in d.stub.calls_to("sendMessage")
                 if str(c.params.get("chat_id")) == str(ADMIN_CHAT)] == [403, 429, 200]
+        # A refusal that is not worth retrying also gives the reservation up.
+        other = d.open_ticket("c-refused")
+        d.stub.fail_next("sendMessage", 400, description="Bad Request: chat not found")
+        await d.group.on_escalation(other, "emergency")
+        await d.group.idle()
+        assert d.post_rows(other.id) == [] and d.posted(other.id) == []
+
+    scenario(tmp_path, play)
+
+
+def test_two_admin_groups_posting_the_same_ticket_at_once_post_it_once(
+        tmp_path: Path) -> None:
+    """Two processes (their own engine, channel and group) on one database: each ticket
+    is posted once, and restarting the group (a new instance) does not post it again."""
+
+    async def play(d: Deployment) -> None:
+        settings = d.runtime.settings
+        db = Database(settings.database_url)
+        channel = TelegramChannel(settings, InProcessRateLimiter())
+        await channel.start()
+        other = AdminGroup(settings, Runtime(settings, db, InProcessQueue(),
+                                             {"telegram": channel}, role="gateway"), channel)
+        try:
+            tickets = [d.open_ticket(f"c-twice-{n}") for n in range(4)]
+            for ticket in tickets:
+                d.stub.delay_next("sendMessage", 0.2)  # both sends would overlap
+                d.stub.delay_next("sendMessage", 0.2)
+                await asyncio.gather(d.group.on_escalation(ticket, "emergency"),
+                                     other.on_escalation(ticket, "emergency"))
+                await asyncio.gather(d.group.idle(), other.idle())
+            restarted = AdminGroup(settings, d.runtime, d.group.channel)
+            for ticket in tickets:
+                await restarted.on_escalation(ticket, "emergency")
+            await restarted.idle()
+            for ticket in tickets:
+                posts = [p for p in d.posts() if f"Tiket #{ticket.id} " in p["text"]]
+                assert len(posts) == 1
+                rows = d.post_rows(ticket.id)
+                assert [(r.kind, r.message_id is not None) for r in rows] == [("alert", True)]
+                assert [e.action for e in d.tickets.events(ticket.id)].count("posted") == 1
+            assert len(d.posts()) == len(tickets)
+        finally:
+            await channel.stop()
+            db.dispose()
+
+    scenario(tmp_path, play)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql",
+                                                            marks=pytest.mark.servers)])
+def test_of_many_processes_reserving_one_post_exactly_one_gets_it(
+        tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> None:
+    url = (f"sqlite:///{tmp_path / 'garda.db'}" if backend == "sqlite"
+           else request.getfixturevalue("postgres_url"))
+    Database(url).upgrade()
+    stub = TelegramStub(TOKEN)
+    with serve(stub.app) as api:
+        async def setup() -> Ticket:
+            async with deployed(settings_for(tmp_path, api, database_url=url), stub) as d:
+                return d.open_ticket("c-reserve")
+
+        ticket = asyncio.run(setup())
+    engines = [Database(url) for _ in range(6)]  # one engine each, as separate processes
+    start = threading.Barrier(len(engines))
+
+    def reserve(db: Database) -> int | None:
+        start.wait()
+        return reserve_post(db.engine, ticket.id, str(ADMIN_CHAT), "alert", 1)
+
+    with concurrent.futures.ThreadPoolExecutor(len(engines)) as pool:
+        got = list(pool.map(reserve, engines))
+    assert len([g for g in got if g is not None]) == 1
+    # Another priority (a raised alert) and another chat are other posts.
+    assert reserve_post(engines[0].engine, ticket.id, str(ADMIN_CHAT), "raised", 1) is not None
+    assert reserve_post(engines[0].engine, ticket.id, "-100111", "alert", 1) is not None
+    for db in engines:
+        db.dispose()
+
+
+def test_a_reservation_left_by_a_dead_process_is_taken_over_after_a_while(
+        tmp_path: Path) -> None:
+    async def play(d: Deployment) -> None:
+        fresh, stale = d.open_ticket("c-fresh"), d.open_ticket("c-stale")
+        now = models.utcnow()
+        with d.runtime.db.engine.begin() as conn:
+            for ticket, age in ((fresh, dt.timedelta(minutes=1)),
+                                (stale, STALE_RESERVATION + dt.timedelta(minutes=1))):
+                conn.execute(models.ticket_posts.insert().values(
+                    ticket_id=ticket.id, chat_id=str(ADMIN_CHAT), message_id=None,
+                    kind="alert", priority=ticket.priority, created_at=now - age))
+        for ticket in (fresh, stale):
+            await d.group.on_escalation(ticket, "emergency")
+        await d.group.idle()
+        assert d.posted(fresh.id) == []  # someone may be sending it right now
+        assert len(d.posted(stale.id)) == 1 and len(d.posts()) == 1
 
     scenario(tmp_path, play)
 
@@ -445,6 +581,53 @@ def test_updates_from_the_admin_chat_never_become_citizen_messages(tmp_path: Pat
         await d.webhook(text_update(d.update_id(), -100555, "@GardaSukamajuBot cara bikin ktp?",
                                     chat_type="supergroup"))
         assert count(d.runtime.db, models.inbound) == before + 1
+
+    scenario(tmp_path, play)
+
+
+def test_a_reply_is_matched_to_a_post_by_chat_and_message_id(tmp_path: Path) -> None:
+    """Message ids count per chat: a post the bot made in another chat (an admin chat used
+    before, say) with the same id as a message here is not that message."""
+
+    async def play(d: Deployment) -> None:
+        post = await emergency_posted(d)
+        await d.settled()
+        elsewhere = post + 50
+        with d.runtime.db.engine.begin() as conn:
+            conn.execute(models.ticket_posts.insert().values(
+                ticket_id=1, chat_id="-100111", message_id=elsewhere, kind="alert",
+                priority=1, created_at=models.utcnow()))
+        engine = d.runtime.db.engine
+        assert posted_ticket(engine, str(ADMIN_CHAT), post) == 1
+        assert posted_ticket(engine, "-100111", post) is None
+        assert posted_ticket(engine, str(ADMIN_CHAT), elsewhere) is None
+        before = count(d.runtime.db, models.outbox)
+        # In the admin chat, message `elsewhere` is an ordinary one: a reply to it is chat.
+        await d.reply(ANI, "ini obrolan admin, bukan untuk warga", elsewhere, username="ani")
+        await d.settled()
+        assert count(d.runtime.db, models.outbox) == before
+        assert d.notes() == [] and len(d.to_citizen()) == 1
+        await d.reply(ANI, "Petugas segera datang.", post, username="ani")
+        await until(lambda: "Petugas segera datang." in d.to_citizen())
+
+    scenario(tmp_path, play)
+
+
+def test_the_group_announces_its_ticket_changes_to_the_console(tmp_path: Path) -> None:
+    async def play(d: Deployment) -> None:
+        subscription = d.runtime.notifier.subscribe()
+        post = await emergency_posted(d)
+        await d.press(ANI, "ticket:claim:1", post, username="ani")
+        await d.reply(ANI, "Kami segera ke sana.", post, username="ani")
+        await d.press(ANI, "ticket:resolve:1", post, username="ani")
+        seen: list[dict[str, Any]] = []
+        while len(seen) < 4:
+            event = await subscription.next(5.0)
+            assert event is not None, seen
+            seen.append(event)
+        subscription.close()
+        assert seen == [{"ticket": 1, "action": action}
+                        for action in ("opened", "claimed", "replied", "resolved")]
 
     scenario(tmp_path, play)
 

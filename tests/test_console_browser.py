@@ -23,6 +23,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import signal
 import sys
 import threading
 import time
@@ -36,13 +37,14 @@ from sqlalchemy import select
 from stubs import free_port  # tests/stubs
 from test_runtime import KeywordParser
 
+from bot.admin.live import ticket_event
 from bot.admin.users import Users
 from bot.brain.decision import Button, Decision
 from bot.brain.pipeline import Brain
 from bot.channels.base import TEXT, Inbound, Outgoing, SendContext, SendResult
 from bot.config import Settings
 from bot.content import Content
-from bot.gateway.app import create_app
+from bot.gateway.app import LiveServer, create_app
 from bot.gateway.runtime import BrainRunner, Runtime
 from bot.store import models
 from bot.store.db import Database
@@ -114,15 +116,16 @@ class Garda:
                               ticket=TicketSpec("human_request", 3, dt.timedelta(minutes=60)))
         ticket = self.tickets.active(stored.conversation_id)
         assert ticket is not None
+        self.runtime.notifier.publish(ticket_event(ticket.id, "opened"))  # as the worker does
         return ticket
 
     @contextlib.contextmanager
     def serving(self) -> Iterator[str]:
         """uvicorn in a background thread, with the app's lifespan (so the workers run)."""
         port = free_port()
-        server = uvicorn.Server(uvicorn.Config(
+        server = LiveServer(uvicorn.Config(
             self.app, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
-            access_log=False, ws="none"))
+            access_log=False, ws="none"), self.runtime.notifier.end_streams)
         thread = threading.Thread(target=server.run, name="garda-uvicorn", daemon=True)
         thread.start()
         deadline = time.monotonic() + WAIT
@@ -133,7 +136,7 @@ class Garda:
         try:
             yield f"http://127.0.0.1:{port}"
         finally:
-            server.should_exit = True
+            server.handle_exit(signal.SIGTERM, None)  # as `garda run` stops: streams end
             thread.join(timeout=10)
 
 

@@ -229,3 +229,35 @@ def test_the_terminal_chat_serves_the_console_beside_it(tmp_path) -> None:
     chat_loop(brain, read, written.append, settings, console=True)
     assert seen["login"] == 200
     assert any(f"http://127.0.0.1:{port}/admin" in line for line in written)
+
+
+def test_an_approved_new_fallback_text_still_counts_as_not_understood(tmp_path) -> None:
+    """The runtime recognises a fallback by the text served: once a new version of
+    ``utter_fallback`` is approved (bot/content_versions.py), two of them in a row must
+    still bring a person in."""
+    from bot.content_versions import ContentVersions
+
+    url = f"sqlite:///{tmp_path / 'garda.db'}"
+    channel = RecordingChannel()
+    runtime = make_runtime((url, None), channel)
+    runtime.brain.close()
+    runtime.brain = BrainRunner(lambda: Brain(
+        KeywordParser(), Content.load(), safety=KeywordSafety()  # type: ignore[arg-type]
+    ).follow_approvals(url, poll_seconds=0))
+    versions = ContentVersions(runtime.db.engine)
+    new_text = "Maaf, pesan Anda belum kami pahami. Coba tulis dengan kata lain, ya."
+    versions.approve(versions.propose("answer", "utter_fallback", new_text, by="sari").id,
+                     by="budi")
+
+    async def scenario() -> None:
+        await runtime.start()
+        try:
+            for i, text in enumerate(("qwerty asdf", "zxcv uiop")):
+                await runtime.ingest(msg(f"n{i}", "citizen", text))
+                await until(lambda n=i: len(channel.sent) == n + 1)
+        finally:
+            await runtime.stop()
+
+    run(scenario())
+    assert replies(runtime, 1) == [new_text, Content.load().render(
+        "utter_escalate_repeated_fallback")]

@@ -3,11 +3,16 @@
     GET  /admin/login, POST /admin/login      log in (a pre-session CSRF cookie, double submit)
     POST /admin/logout                         end the session
     GET  /admin/                               the queue (refreshes from /admin/queue/rows)
+    GET  /admin/events                         Server-Sent Events: {"ticket": id, "action": ...}
+                                               on every ticket change (bot/admin/live.py)
     GET  /admin/tickets/{id}                   the conversation (personal data masked), the
                                                ticket's event log, its actions, a reply box
     POST /admin/tickets/{id}/claim|release|resolve|hand_back|reply|reveal
     GET  /admin/fact-checks                    active fact_check tickets (/admin/fact-checks/rows)
     GET  /admin/users, POST /admin/users       users: list, add, set role, disable (admin role)
+    GET  /admin/dashboard, /admin/dashboard.csv  charts and CSV over a period (dashboard.py)
+    GET  /admin/training, POST /admin/training  label the review inbox (training.py)
+    POST /admin/tickets/{id}/relabel           "this message really asked X" (training.py)
 
 Every POST carries the session's CSRF token (field ``csrf``); a missing or wrong one is
 refused (403) before anything else happens. What each role may do is :data:`PERMISSIONS`;
@@ -23,22 +28,33 @@ import datetime as dt
 import functools
 import hmac
 import html
+import json
 import logging
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jinja2
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.responses import (
+    HTMLResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from starlette.routing import BaseRoute, Route
 
+from bot.admin.content_pages import ContentPages
+from bot.admin.dashboard import DashboardPages
+from bot.admin.live import InProcessNotifier, Notifier, ticket_event
+from bot.admin.training import Training, relabel_form
 from bot.admin.users import (
     ROLES,
     NoSuchUser,
@@ -53,11 +69,12 @@ from bot.admin.users import (
 )
 from bot.channels.base import TEXT, Inbound
 from bot.content import Content, ContentError
+from bot.content_versions import APPROVERS, PROPOSERS
 from bot.privacy import mask
 from bot.store.db import LOCAL_DAY_ZONE, ConversationEntry, Database
-from bot.store.models import ACTIVE, CLAIMED, OPEN, inbound, tickets, utcnow
+from bot.store.models import ACTIVE, CLAIMED, OPEN, inbound, utcnow
 from bot.store.queue import QueueUnavailable
-from bot.store.tickets import Ticket, TicketError, Tickets, log_event
+from bot.store.tickets import ANY, Ticket, TicketError, Tickets
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +85,9 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 MAX_FORM_BYTES = 128 * 1024
 MAX_REPLY = 4000
 MAX_NOTE = 1000
-REFRESH_SECONDS = 5
+REFRESH_SECONDS = 30     # the queue's polling, behind its live event stream (/admin/events)
+HEARTBEAT_SECONDS = 15.0  # a comment on a quiet event stream, so proxies keep it open
+RETRY_MS = 5000           # how long a browser waits before it reconnects an event stream
 QUEUE_LIMIT = 200
 FACT_CHECK = "fact_check"
 
@@ -92,6 +111,26 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "hand_back_any": LEADS,
     "reveal": LEADS,
     "manage_users": frozenset({"admin"}),
+    # The dashboard (bot/admin/dashboard.py): counts for everyone; citizens' unanswered
+    # texts (masked, but free text can still name a person or an address) only for those
+    # whose work needs them: trainers label them, supervisors and admins own the content.
+    "view_dashboard": EVERYONE,
+    "export_dashboard": EVERYONE,
+    "view_unanswered": frozenset({"trainer", "supervisor", "admin"}),
+    # The Training page (bot/admin/training.py): label the review inbox (agents answer
+    # citizens; trainers curate what the model learns); and, for those who handle tickets,
+    # "this message really asked X" on a ticket's message, which fills the inbox.
+    "label": frozenset({"trainer", "supervisor", "admin"}),
+    "relabel": AGENTS,
+    # Approved content (bot/admin/content_pages.py, bot/content_versions.py): a change is
+    # proposed (trainers too: nothing is served before someone else approves it), and
+    # approved or rejected by a supervisor or admin who is not its author; "rollback" is
+    # serving an earlier approved text at once, without a second person.
+    "view_content": EVERYONE,
+    "propose_content": PROPOSERS,
+    "approve_content": APPROVERS,
+    "reject_content": APPROVERS,
+    "rollback_content": APPROVERS,
 }
 
 
@@ -122,6 +161,7 @@ NOTICES = {
     "handed_back": "Percakapan dikembalikan ke bot.",
     "replied": "Balasan masuk antrian kirim.",
     "replied_later": "Balasan tersimpan; dikirim begitu antrian kerja pulih.",
+    "relabelled": "Label tercatat; trainer meninjaunya sebelum masuk ke data latih.",
     "user_added": "Pengguna ditambahkan.",
     "role_set": "Peran diubah.",
     "disabled": "Pengguna dinonaktifkan; sesinya berakhir.",
@@ -140,7 +180,8 @@ STATUS_LABELS = {"open": "terbuka", "claimed": "diambil", "resolved": "selesai",
 EVENT_LABELS = {"opened": "dibuka", "escalated": "eskalasi lagi", "claimed": "diambil",
                 "released": "dilepas", "resolved": "diselesaikan",
                 "handed_back": "dikembalikan ke bot", "replied": "membalas",
-                "revealed": "membuka data pribadi", "message": "pesan baru warga"}
+                "revealed": "membuka data pribadi", "message": "pesan baru warga",
+                "relabelled": "memberi label untuk pelatihan"}
 
 
 class FormError(Exception):
@@ -259,19 +300,6 @@ def reply_text(method: str, payload: dict[str, Any] | None) -> str | None:
     return f"[{method}]"
 
 
-def release_claim_of(engine: Engine, ticket_id: int, holder: str, by: str) -> None:
-    """Take a claim away from ``holder`` (a supervisor's move; Tickets.release lets only
-    the holder release). One conditional UPDATE, logged as ``released`` by ``by``."""
-    with engine.begin() as conn:
-        changed = conn.execute(
-            update(tickets).where(tickets.c.id == ticket_id, tickets.c.status == CLAIMED,
-                                  tickets.c.assignee == holder)
-            .values(status=OPEN, assignee=None, claimed_at=None)).rowcount
-        if changed != 1:
-            raise TicketError(f"ticket {ticket_id} is not claimed by {holder} now")
-        log_event(conn, ticket_id, by, "released", f"klaim {holder}")
-
-
 def opening_texts(engine: Engine, inbound_ids: list[int]) -> dict[int, str]:
     """The text of the messages that opened some tickets (for the fact-check list)."""
     if not inbound_ids:
@@ -290,6 +318,7 @@ class Console:
         self.db: Database = runtime.db
         self.tickets = Tickets(self.db.engine)
         self.users = Users(self.db.engine)
+        self.notifier: Notifier = getattr(runtime, "notifier", None) or InProcessNotifier()
         self._content = content
         self.env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
@@ -300,6 +329,7 @@ class Console:
         return [
             Route("/", self.queue, methods=["GET"]),
             Route("/queue/rows", self.queue_rows, methods=["GET"]),
+            Route("/events", self.events, methods=["GET"]),
             Route("/login", self.login_form, methods=["GET"]),
             Route("/login", self.login, methods=["POST"]),
             Route("/logout", self.logout, methods=["POST"]),
@@ -314,6 +344,9 @@ class Console:
             Route(f"{ticket}/reveal", self.reveal, methods=["POST"]),
             Route("/users", self.user_list, methods=["GET"]),
             Route("/users", self.user_change, methods=["POST"]),
+            *DashboardPages(self).routes(),
+            *ContentPages(self).routes(),
+            *Training(self).routes(),
         ]
 
     # -- rendering --------------------------------------------------------------------
@@ -524,6 +557,60 @@ class Console:
     async def fact_check_rows(self, request: Request) -> Response:
         return await self._fragment(request, "view_fact_checks", FACT_CHECK)
 
+    # -- live updates -----------------------------------------------------------------
+
+    async def events(self, request: Request) -> Response:
+        """Server-Sent Events: one ``data: {"ticket": id, "action": name}`` per ticket
+        change, so that an open queue reloads its rows at once instead of at its next poll.
+        Ids and action names only: the rows themselves come from /queue/rows, which checks
+        the session and masks as every page does."""
+        session = await self._session(request)
+        if session is None:
+            return PlainTextResponse(SESSION_ENDED, status_code=401,
+                                     headers=_security_headers())
+        if not allowed(session.user.role, "view_queue"):
+            return self._deny(session, "view_queue")
+        headers = {**_security_headers(), "X-Accel-Buffering": "no"}  # no proxy buffering
+        return StreamingResponse(self._stream(request.cookies.get(COOKIE, "")),
+                                 media_type="text/event-stream", headers=headers)
+
+    async def _stream(self, token: str) -> AsyncIterator[str]:
+        """The event stream. Every HEARTBEAT_SECONDS it checks the session (the stream ends
+        with it) and looks at the newest ticket event in SQL: a change that no event
+        announced (made by a tool that does not publish, or lost with Redis) is sent as
+        ``changed``; otherwise a comment keeps proxies from closing a quiet stream. It
+        also ends when the notifier shuts down, and when the client goes (Starlette
+        cancels it)."""
+        loop = asyncio.get_running_loop()
+        subscription = self.notifier.subscribe()
+        try:
+            await subscription.ready()
+            mark = await asyncio.to_thread(self.tickets.last_event)
+            yield f"retry: {RETRY_MS}\n\n"
+            announced = False
+            check_at = loop.time() + HEARTBEAT_SECONDS
+            while True:
+                try:
+                    event = await subscription.next(max(0.0, check_at - loop.time()))
+                except StopAsyncIteration:
+                    return
+                if event is not None:
+                    yield f"data: {json.dumps(event)}\n\n"
+                    announced = True
+                    if loop.time() < check_at:
+                        continue
+                check_at = loop.time() + HEARTBEAT_SECONDS
+                if await asyncio.to_thread(self.users.session, token) is None:
+                    return
+                latest = await asyncio.to_thread(self.tickets.last_event)
+                if latest is not None and latest != mark and not announced:
+                    yield f"data: {json.dumps(ticket_event(latest[1], 'changed'))}\n\n"
+                else:
+                    yield ": ping\n\n"
+                mark, announced = latest, False
+        finally:
+            subscription.close()
+
     # -- one ticket -------------------------------------------------------------------
 
     async def _ticket(self, request: Request) -> Ticket | None:
@@ -592,7 +679,9 @@ class Console:
             events=[(_clock(e.at), e.actor, EVENT_LABELS.get(e.action, e.action),
                      show(e.detail) if e.detail else "") for e in events],
             acts=acts, revealed=revealed, draft=draft,
-            quick=self.quick_replies() if acts["reply"] else [], max_reply=MAX_REPLY)
+            quick=self.quick_replies() if acts["reply"] else [], max_reply=MAX_REPLY,
+            relabel=await asyncio.to_thread(relabel_form, session.user.role, entries,
+                                            ticket.inbound_id))
 
     async def ticket(self, request: Request) -> Response:
         got = await self._viewer(request, "view_ticket")
@@ -638,6 +727,8 @@ class Console:
         if ticket.status not in ACTIVE:
             return await self._ticket_page(session, ticket, 409, error=CLOSED)
         result = await asyncio.to_thread(self.tickets.claim, ticket.id, session.user.name)
+        if result.won:
+            self.notifier.publish(ticket_event(ticket.id, "claimed"))
         if result.won or (result.status == CLAIMED and result.holder == session.user.name):
             return self._done(session, "claim", ticket, "claimed")
         ticket = await asyncio.to_thread(self.tickets.get, ticket.id)
@@ -653,19 +744,19 @@ class Console:
         if ticket.status != CLAIMED or ticket.assignee is None:
             return await self._ticket_page(
                 session, ticket, 409, error=NOT_CLAIMED if ticket.status == OPEN else CLOSED)
-        try:
-            if ticket.assignee == session.user.name:
-                await asyncio.to_thread(self.tickets.release, ticket.id, session.user.name)
-            else:
-                await asyncio.to_thread(release_claim_of, self.db.engine, ticket.id,
-                                        ticket.assignee, session.user.name)
-        except TicketError:
+        # Only the claim the user was allowed to release goes: their own, or (a supervisor's
+        # override) the one they saw. A claim changed meanwhile stays as it is.
+        result = await asyncio.to_thread(self.tickets.release, ticket.id, session.user.name,
+                                         holder=ticket.assignee)
+        if not result.moved:
             return await self._changed(session, ticket)
+        self.notifier.publish(ticket_event(ticket.id, "released"))
         return self._done(session, "release", ticket, "released")
 
     async def _changed(self, session: Session, ticket: Ticket) -> Response:
         ticket = await asyncio.to_thread(self.tickets.get, ticket.id)
-        return await self._ticket_page(session, ticket, 409, error=CHANGED)
+        return await self._ticket_page(session, ticket, 409,
+                                       error=CHANGED if ticket.status in ACTIVE else CLOSED)
 
     async def _close(self, request: Request, base: str) -> Response:
         got = await self._act(request, base)
@@ -678,12 +769,16 @@ class Console:
         if len(note) > MAX_NOTE:
             return await self._ticket_page(session, ticket, 400, error=LONG_NOTE)
         move = self.tickets.resolve if base == "resolve" else self.tickets.hand_back
-        try:
-            await asyncio.to_thread(move, ticket.id, session.user.name, note or None)
-        except TicketError:
+        # Without the ``_any`` permission a user may close only what they hold: the holder
+        # is a condition of the UPDATE itself, so a claim lost meanwhile is not closed.
+        holder = ANY if allowed(session.user.role, f"{base}_any") else session.user.name
+        result = await asyncio.to_thread(move, ticket.id, session.user.name, note or None,
+                                         holder=holder)
+        if not result.moved:
             return await self._changed(session, ticket)
-        return self._done(session, base, ticket, "resolved" if base == "resolve"
-                          else "handed_back")
+        action = "resolved" if base == "resolve" else "handed_back"
+        self.notifier.publish(ticket_event(ticket.id, action))
+        return self._done(session, base, ticket, action)
 
     async def resolve(self, request: Request) -> Response:
         return await self._close(request, "resolve")
@@ -729,6 +824,7 @@ class Console:
                                            draft=draft)
         await asyncio.to_thread(self.db.admin_reply, ticket.conversation_id, ticket.id,
                                 session.user.name, calls)
+        self.notifier.publish(ticket_event(ticket.id, "replied"))
         code = "replied"
         try:
             await self.runtime.queue.push(ticket.conversation_id)

@@ -8,9 +8,14 @@
     reply to a post     -> the text goes to the citizen through the outbox (db.admin_reply)
 
 Only tickets whose priority is at most ``GARDA_TELEGRAM_ADMIN_MAX_PRIORITY`` are posted,
-once each (the post is a ticket event: ``posted`` with the Telegram message id); a ticket
-raised to a more urgent priority after its post (an emergency in a paused conversation)
-gets a second alert, replying to the first post.
+once each, whichever process and however many restarts: the post is a ``ticket_posts`` row
+(ticket, chat, kind, priority; unique), reserved by an INSERT before it is sent and given
+its Telegram message id after, so that of processes posting the same ticket at once only
+the one whose INSERT succeeds posts it (a failed send deletes the reservation: a later
+escalation may try again). A ticket raised to a more urgent priority after its post (an
+emergency in a paused conversation) gets a second alert, replying to the first post. A
+reply is matched to its ticket by (chat, message id), never by the message id alone. Each
+post is also logged on the ticket as a ``posted`` event (with the message id).
 
 Updates from the group never become citizen messages: the gateway hands every update from
 the admin chat (and every ``ticket:`` button, wherever it was pressed) to :meth:`handle`.
@@ -38,17 +43,20 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import telegram
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, ReplyParameters
 from telegram.constants import ChatMemberStatus, ParseMode
 from telegram.error import BadRequest, ChatMigrated, TelegramError
 
+from bot.admin.live import ticket_event
 from bot.channels.base import MEDIA, TEXT, Inbound
 from bot.channels.telegram import TelegramChannel, send_error
 from bot.config import Settings
 from bot.privacy import mask
 from bot.safety.categories import categories
+from bot.store.db import aware
 from bot.store.models import (
     ACTIVE,
     CLAIMED,
@@ -56,12 +64,11 @@ from bot.store.models import (
     RESOLVED,
     conversations,
     inbound,
-    ticket_events,
-    tickets,
+    ticket_posts,
     utcnow,
 )
 from bot.store.queue import QueueUnavailable
-from bot.store.tickets import SYSTEM, Event, Ticket, TicketError, Tickets, log_event
+from bot.store.tickets import SYSTEM, Event, MoveResult, Ticket, TicketError, Tickets
 
 if TYPE_CHECKING:
     from bot.gateway.runtime import Runtime
@@ -70,6 +77,12 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 POSTED = "posted"          # ticket event: the ticket was posted in the group (detail: message id)
+ALERT = "alert"            # ticket_posts.kind: the ticket's first post in a chat
+RAISED = "raised"          # ... a later one: the ticket became more urgent
+# A reservation still without a message id after this long was left by a process that
+# died while sending (a send gives up within a minute or two): a later escalation of the
+# ticket may take it over. An unknown outcome then risks a second post, not a missing one.
+STALE_RESERVATION = dt.timedelta(minutes=10)
 PREFIX = "ticket:"         # callback data: ticket:claim:<id>, ticket:resolve:<id>
 CLAIM = "claim"
 RESOLVE = "resolve"
@@ -151,31 +164,81 @@ def citizen(engine: Engine, conversation_id: int) -> Citizen | None:
         is_group=bool(row.is_group)))
 
 
-def posted_ticket(engine: Engine, message_id: int) -> int | None:
-    """The ticket a post in the group (its Telegram message id) belongs to."""
+@dataclass(frozen=True)
+class Post:
+    """A ticket's post in a chat (``message_id`` None: being sent)."""
+
+    id: int
+    kind: str
+    priority: int
+    message_id: int | None
+    created_at: dt.datetime
+
+    def abandoned(self, now: dt.datetime) -> bool:
+        """A reservation whose sender died (see STALE_RESERVATION)."""
+        return self.message_id is None and self.created_at < now - STALE_RESERVATION
+
+
+def posts_of(engine: Engine, ticket_id: int, chat_id: str) -> list[Post]:
+    """The ticket's posts (and reservations) in one chat, oldest first."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(ticket_posts.c.id, ticket_posts.c.kind, ticket_posts.c.priority,
+                   ticket_posts.c.message_id, ticket_posts.c.created_at)
+            .where(ticket_posts.c.ticket_id == ticket_id, ticket_posts.c.chat_id == chat_id)
+            .order_by(ticket_posts.c.id)).all()
+    return [Post(int(r.id), str(r.kind), int(r.priority),
+                 int(r.message_id) if r.message_id is not None else None,
+                 aware(r.created_at) or utcnow()) for r in rows]
+
+
+def reserve_post(engine: Engine, ticket_id: int, chat_id: str, kind: str, priority: int,
+                 now: dt.datetime | None = None) -> int | None:
+    """Reserve a post before sending it: the row's id, or None when another process has
+    reserved it (and posts it). The unique (ticket, chat, kind, priority) decides."""
+    now = now or utcnow()
+    try:
+        with engine.begin() as conn:
+            return int(conn.execute(ticket_posts.insert().values(
+                ticket_id=ticket_id, chat_id=chat_id, message_id=None, kind=kind,
+                priority=priority, created_at=now)).inserted_primary_key[0])
+    except IntegrityError:
+        pass
+    with engine.begin() as conn:
+        found = conn.execute(select(ticket_posts.c.id).where(
+            ticket_posts.c.ticket_id == ticket_id, ticket_posts.c.chat_id == chat_id,
+            ticket_posts.c.kind == kind, ticket_posts.c.priority == priority)).scalar()
+        if found is None:
+            return None
+        taken = conn.execute(update(ticket_posts).where(
+            ticket_posts.c.id == found, ticket_posts.c.message_id.is_(None),
+            ticket_posts.c.created_at < now - STALE_RESERVATION).values(created_at=now)
+        ).rowcount == 1
+    return int(found) if taken else None
+
+
+def fill_post(engine: Engine, post_id: int, message_id: int) -> None:
+    with engine.begin() as conn:
+        conn.execute(update(ticket_posts).where(ticket_posts.c.id == post_id)
+                     .values(message_id=message_id))
+
+
+def drop_post(engine: Engine, post_id: int) -> None:
+    """Give a reservation up (the send failed): a later escalation may post it."""
+    with engine.begin() as conn:
+        conn.execute(delete(ticket_posts).where(ticket_posts.c.id == post_id,
+                                                ticket_posts.c.message_id.is_(None)))
+
+
+def posted_ticket(engine: Engine, chat_id: str, message_id: int) -> int | None:
+    """The ticket a post (chat, Telegram message id) belongs to. Message ids count per
+    chat: the same number in another chat is another message."""
     with engine.connect() as conn:
         found = conn.execute(
-            select(ticket_events.c.ticket_id)
-            .where(ticket_events.c.action == POSTED, ticket_events.c.actor == SYSTEM,
-                   ticket_events.c.detail == str(message_id))
-            .order_by(ticket_events.c.id.desc()).limit(1)).scalar()
+            select(ticket_posts.c.ticket_id)
+            .where(ticket_posts.c.chat_id == chat_id, ticket_posts.c.message_id == message_id)
+            .order_by(ticket_posts.c.id.desc()).limit(1)).scalar()
     return int(found) if found is not None else None
-
-
-def resolve_as(engine: Engine, ticket_id: int, actor: str) -> bool:
-    """Resolve a ticket that nobody holds or that ``actor`` holds, in one conditional
-    UPDATE (a claim by someone else in between wins). False when it was not allowed."""
-    now = utcnow()
-    with engine.begin() as conn:
-        changed = conn.execute(
-            update(tickets).where(
-                tickets.c.id == ticket_id,
-                or_(tickets.c.status == OPEN,
-                    and_(tickets.c.status == CLAIMED, tickets.c.assignee == actor)))
-            .values(status=RESOLVED, closed_at=now)).rowcount
-        if changed == 1:
-            log_event(conn, ticket_id, actor, "resolved", None, now)
-    return bool(changed == 1)
 
 
 # --- what a post says -------------------------------------------------------------------
@@ -187,12 +250,6 @@ def _escalations(events: list[Event]) -> list[tuple[int, str, int]]:
     return [(index, str(e.detail), known[str(e.detail)].priority)
             for index, e in enumerate(events)
             if e.action in ("opened", "escalated") and e.detail in known]
-
-
-def _posts(events: list[Event]) -> list[tuple[int, int]]:
-    """(position in the log, Telegram message id) of the ticket's posts."""
-    return [(index, int(e.detail)) for index, e in enumerate(events)
-            if e.action == POSTED and e.actor == SYSTEM and e.detail and e.detail.isdigit()]
 
 
 def post_text(ticket: Ticket, events: list[Event], who: Citizen | None,
@@ -251,6 +308,7 @@ class AdminGroup:
         self.channel = channel
         self.engine = runtime.db.engine
         self.tickets = Tickets(self.engine)
+        self.notifier = runtime.notifier
         self._clock = clock
         self._members: dict[int, tuple[bool, float]] = {}
         self._posting = asyncio.Lock()
@@ -290,7 +348,7 @@ class AdminGroup:
 
     async def _post(self, ticket_id: int) -> None:
         try:
-            async with self._posting:  # one at a time: a ticket is never posted twice here
+            async with self._posting:  # one at a time here; ticket_posts guards the rest
                 await self._post_once(ticket_id)
         except Exception as error:
             log.error("admin group: ticket %s not posted (%s)", ticket_id, type(error).__name__)
@@ -299,23 +357,34 @@ class AdminGroup:
         ticket = await asyncio.to_thread(self.tickets.get, ticket_id)
         if ticket.status not in ACTIVE or ticket.priority > self.max_priority:
             return
-        events = await asyncio.to_thread(self.tickets.events, ticket_id)
-        posts = _posts(events)
-        raised_from: int | None = None
-        reply_to: int | None = None
+        chat = str(self.chat_id)
+        now = utcnow()
+        posts = [p for p in await asyncio.to_thread(posts_of, self.engine, ticket_id, chat)
+                 if not p.abandoned(now)]
+        kind, raised_from, reply_to = ALERT, None, None
         if posts:
-            last = posts[-1][0]
-            raised_from = min((p for i, _, p in _escalations(events) if i < last),
-                              default=ticket.priority)
+            raised_from = min(p.priority for p in posts)
             if ticket.priority >= raised_from:
                 return  # posted already, and no more urgent since
-            reply_to = posts[0][1]
-        who = await asyncio.to_thread(citizen, self.engine, ticket.conversation_id)
-        text = post_text(ticket, events, who, raised_from)
-        message = await self._call("post", lambda: self._send(text, keyboard(ticket), reply_to),
-                                   attempts=3)
-        if message is None:
+            kind, reply_to = RAISED, posts[0].message_id
+        reservation = await asyncio.to_thread(reserve_post, self.engine, ticket_id, chat, kind,
+                                              ticket.priority)
+        if reservation is None:
+            log.info("admin group: ticket %s is posted by another process", ticket_id)
             return
+        try:
+            events = await asyncio.to_thread(self.tickets.events, ticket_id)
+            who = await asyncio.to_thread(citizen, self.engine, ticket.conversation_id)
+            text = post_text(ticket, events, who, raised_from)
+            message = await self._call(
+                "post", lambda: self._send(text, keyboard(ticket), reply_to), attempts=3)
+        except Exception:
+            await asyncio.to_thread(drop_post, self.engine, reservation)
+            raise
+        if message is None:
+            await asyncio.to_thread(drop_post, self.engine, reservation)
+            return
+        await asyncio.to_thread(fill_post, self.engine, reservation, message.message_id)
         await asyncio.to_thread(self.tickets.note, ticket.id, SYSTEM, POSTED,
                                 str(message.message_id))
         log.info("admin group: ticket %s posted (priority %s)", ticket.id, ticket.priority)
@@ -450,17 +519,34 @@ class AdminGroup:
             answer = (template.format(id=ticket_id, holder=result.holder)
                       if result.status in ACTIVE else CLOSED.format(id=ticket_id))
             if result.won:
+                self.notifier.publish(ticket_event(ticket_id, "claimed"))
                 log.info("admin group: ticket %s claimed", ticket_id)
-        elif await asyncio.to_thread(resolve_as, self.engine, ticket_id, actor):
-            answer = RESOLVED_BY.format(id=ticket_id)
-            log.info("admin group: ticket %s resolved", ticket_id)
         else:
-            now = await asyncio.to_thread(self.tickets.get, ticket_id)
-            answer = (NOT_YOURS.format(id=ticket_id, holder=now.assignee)
-                      if now.status in ACTIVE else CLOSED.format(id=ticket_id))
+            moved = await asyncio.to_thread(self._resolve, ticket, actor)
+            if moved.moved:
+                answer = RESOLVED_BY.format(id=ticket_id)
+                self.notifier.publish(ticket_event(ticket_id, "resolved"))
+                log.info("admin group: ticket %s resolved", ticket_id)
+            elif moved.status in ACTIVE:
+                answer = NOT_YOURS.format(id=ticket_id, holder=moved.holder)
+            else:
+                answer = CLOSED.format(id=ticket_id)
         await self._call("answer", lambda: query.answer(answer))
         if message is not None:
             await self._refresh(ticket_id, message.message_id)
+
+    def _resolve(self, ticket: Ticket, actor: str) -> MoveResult:
+        """Resolve as its holder, or as anyone while nobody holds it: the holder seen is a
+        condition of the UPDATE, so a claim by someone else in between wins. Tried again
+        (a few times) only while the ticket changes between those two allowed states."""
+        result = MoveResult(False, ticket.assignee, ticket.status)
+        for _ in range(3):
+            if result.holder not in (None, actor) or result.status not in ACTIVE:
+                break
+            result = self.tickets.resolve(ticket.id, actor, holder=result.holder)
+            if result.moved:
+                break
+        return result
 
     async def _refresh(self, ticket_id: int, message_id: int) -> None:
         """Rewrite a post with the ticket as it is now (holder, status, buttons)."""
@@ -476,7 +562,8 @@ class AdminGroup:
         replied = message.reply_to_message
         if replied is None or message.chat.id != self.chat_id:
             return  # the group's own conversation: not for Garda, not for citizens
-        ticket_id = await asyncio.to_thread(posted_ticket, self.engine, replied.message_id)
+        ticket_id = await asyncio.to_thread(posted_ticket, self.engine, str(message.chat.id),
+                                            replied.message_id)
         if ticket_id is None:
             return
         if not await self._obeyed(message.chat, message.from_user, "reply"):
@@ -502,6 +589,7 @@ class AdminGroup:
             return
         await asyncio.to_thread(self.runtime.db.admin_reply, ticket.conversation_id,
                                 ticket.id, actor, calls)
+        self.notifier.publish(ticket_event(ticket.id, "replied"))
         log.info("admin group: reply on ticket %s queued for the citizen", ticket.id)
         confirmation = SENT_TO_CITIZEN
         try:

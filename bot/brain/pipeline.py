@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.brain.decision import ESCALATE, HOAX, OUT_OF_SCOPE, Button, Decision
 from bot.brain.ranking import ANSWER, CLARIFY, FALLBACK, Routed
@@ -24,6 +24,9 @@ from bot.nlu.normalizer import Normalizer
 from bot.paths import in_project_root
 from bot.safety.categories import CRITICAL, FACT_CHECK, categories
 from bot.safety.triage import SafetyTriage, default_triage
+
+if TYPE_CHECKING:
+    from bot.content_versions import ApprovedContent
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +44,10 @@ def response_for(topic: str) -> str:
 
 
 class Brain:
+    # The registry version answering (bot/trainer/registry.py), "bootstrap" for
+    # models/garda.tar.gz; None for a Brain built from parts.
+    model_id: str | None = None
+
     def __init__(
         self,
         agent: Any,
@@ -55,7 +62,8 @@ class Brain:
         one trained from ``data/safety/``). Both are built on first use (:meth:`warm`), so
         a Brain that only renders replies costs nothing."""
         self.agent = agent
-        self.content = content
+        self._content = content
+        self._approved: ApprovedContent | None = None
         self.normalizer = normalizer or Normalizer()
         self._own_normalizer = normalizer is not None
         self._entries = None if hoaxes is None else tuple(hoaxes)
@@ -67,6 +75,22 @@ class Brain:
             for name in content.responses
             if name.startswith(f"utter_{RETRIEVAL_INTENT}/")
         }
+
+    @property
+    def content(self) -> Content:
+        """The approved replies: the files', with the newest versions approved in the
+        console laid over them once :meth:`follow_approvals` was called."""
+        return self._content if self._approved is None else self._approved.content()
+
+    def follow_approvals(self, database_url: str, poll_seconds: float | None = None) -> Brain:
+        """Serve versions approved in the database (bot/content_versions.py), re-read at
+        most every ``poll_seconds`` (default GARDA_CONTENT_POLL_SECONDS, 5): an approval
+        reaches citizens within seconds, without a restart. Without it (tests, ``garda
+        triage``) only the files are served."""
+        from bot.content_versions import ApprovedContent
+
+        self._approved = ApprovedContent(database_url, self._content, poll_seconds)
+        return self
 
     @property
     def hoaxes(self) -> dict[str, HoaxEntry]:
@@ -96,17 +120,28 @@ class Brain:
         return self
 
     @classmethod
-    def load(cls, model_path: Path | None = None, content: Content | None = None) -> Brain:
+    def load(cls, model_path: Path | None = None, content: Content | None = None, *,
+             model_id: str | None = None, safety: SafetyTriage | None = None) -> Brain:
+        """The Rasa archive ``model_path``; without it, the model registry's version
+        ``model_id`` (default: the active one, models/registry/CURRENT) with the safety
+        classifier saved beside it, or the bootstrap model (models/garda.tar.gz, the safety
+        classifier fitted now) when no version is active (bot/trainer/registry.py)."""
         from rasa.core.agent import Agent
 
-        from bot.training import model_path as default_model_path
+        if model_path is None:
+            from bot.trainer.registry import resolve
 
-        path = model_path or default_model_path()
+            model_id, model_path, safety_path = resolve(model_id)
+            if safety is None and safety_path is not None:
+                safety = SafetyTriage.load(safety_path)
+        path = model_path
         if not path.is_file():
             raise FileNotFoundError(f"no trained model at {path}; run `garda train` first")
         with in_project_root():
             agent = Agent.load(str(path))
-        return cls(agent, content or Content.load()).warm()
+        brain = cls(agent, content or Content.load(), safety=safety).warm()
+        brain.model_id = model_id
+        return brain
 
     async def decide(self, text: Any, sender: str | None = None) -> Decision:
         original = text if isinstance(text, str) else ""
@@ -175,6 +210,8 @@ class Brain:
         if match is None:
             return None
         entry = self.hoaxes[match.hoax_id]
+        if self._approved is not None:
+            entry = self._approved.hoax(entry)
         try:
             reply = entry.render(self.content.settings)
         except RegistryError as error:

@@ -22,9 +22,11 @@ import hmac
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from types import FrameType
 from typing import Any
 
+import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -32,6 +34,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 
 from bot.admin.console import Console
+from bot.admin.live import make_notifier
 from bot.channels.base import Inbound, MalformedUpdate
 from bot.config import Settings
 from bot.gateway import metrics
@@ -289,7 +292,8 @@ def build_runtime(settings: Settings, role: str = "all", *, load_brain: Any = No
             brain = ProcessBrainRunner()
         else:
             brain = BrainRunner(load_brain)
-    return Runtime(settings, db, queue, channels, role=role, brain=brain)
+    return Runtime(settings, db, queue, channels, role=role, brain=brain,
+                   notifier=make_notifier(settings.redis_url))
 
 
 def make_channels(settings: Settings) -> dict[str, Any]:
@@ -322,8 +326,28 @@ def serve(settings: Settings, role: str = "all") -> None:
     logger.warning("Garda %s listening on http://%s:%s", role, settings.host, settings.port)
     # ws="none": Garda serves no websockets, and uvicorn's websockets support needs a newer
     # `websockets` than Rasa pins.
-    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None,
-                access_log=False, lifespan="on", ws="none", timeout_graceful_shutdown=10)
+    server = LiveServer(uvicorn.Config(
+        app, host=settings.host, port=settings.port, log_config=None, access_log=False,
+        lifespan="on", ws="none", timeout_graceful_shutdown=10), runtime.notifier.end_streams)
+    server.run()
+    if not server.started:
+        raise SystemExit(3)  # as uvicorn.run does when the app did not start
+
+
+class LiveServer(uvicorn.Server):
+    """uvicorn, telling the console's event streams to end as soon as it is told to stop.
+
+    uvicorn waits for open responses before it shuts the app down, and an event stream
+    never finishes by itself: without this, every open console page would hold a shutdown
+    up for the whole grace period and then be cancelled."""
+
+    def __init__(self, config: uvicorn.Config, on_exit: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_exit = on_exit
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self._on_exit()
+        super().handle_exit(sig, frame)
 
 
 def create_app(settings: Settings, runtime: Runtime) -> Starlette:

@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
-import functools
 import logging
 import threading
 import time
@@ -24,8 +23,10 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
+from prometheus_client import Gauge
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot.admin.live import InProcessNotifier, Notifier, ticket_event
 from bot.brain.decision import ESCALATE, OUT_OF_SCOPE, Decision
 from bot.brain.ranking import FALLBACK
 from bot.channels.base import (
@@ -39,7 +40,6 @@ from bot.channels.base import (
     StatusEvent,
 )
 from bot.config import Settings
-from bot.content import Content
 from bot.gateway import metrics
 from bot.safety.categories import CRITICAL, REPEATED_FALLBACK, categories
 from bot.store.db import ConversationRow, Database, InboundRow, OutboxRow, Stored
@@ -74,6 +74,21 @@ def backoff(attempt: int) -> float:
     return float(min(60.0, 0.5 * 2 ** max(0, attempt - 1)))
 
 
+MODEL_ACTIVE = Gauge(
+    "garda_model_active", "The model version this worker answers with (registry id; 1)",
+    ["model"], registry=metrics.REGISTRY,
+)
+
+
+def show_model(previous: str | None, current: str | None) -> None:
+    """Expose the active model id on /metrics (``garda_model_active{model="..."} 1``)."""
+    if previous is not None and previous != current:
+        with contextlib.suppress(KeyError):
+            MODEL_ACTIVE.remove(previous)
+    if current is not None:
+        MODEL_ACTIVE.labels(current).set(1)
+
+
 class BrainRunner:
     """A brain on its own thread and event loop, in this process.
 
@@ -82,27 +97,76 @@ class BrainRunner:
     CPU work inside an ``async`` function; run on the web app's loop it would hold up
     webhook acknowledgements. Here that loop only awaits a future. The model is loaded on
     the thread too, in the background, so the web app serves while it loads.
+
+    With ``reload`` (a registry id -> a new brain), the runner follows the model registry:
+    when a promotion or rollback changes models/registry/CURRENT it loads that version in
+    the background and then swaps it in (:meth:`swap`).
     """
 
-    def __init__(self, load: Callable[[], Any]) -> None:
+    def __init__(self, load: Callable[[], Any],
+                 reload: Callable[[str], Any] | None = None) -> None:
         self._load = load
+        self._reload = reload
         self.brain: Any = None
+        self.model_id: str | None = None
         self.error: BaseException | None = None
         self.ready = threading.Event()
+        self._closed = threading.Event()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, name="garda-brain", daemon=True)
+        self._watcher: threading.Thread | None = None
+        if reload is not None:
+            from bot.trainer.registry import ActiveWatch
+
+            # Made before the first load, so a promotion during that load is not missed.
+            self._watcher = threading.Thread(target=self._watch, args=(ActiveWatch(),),
+                                             name="garda-model-watch", daemon=True)
         self._thread.start()
+        if self._watcher is not None:
+            self._watcher.start()
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
         try:
             self.brain = self._load()
+            self._serving(getattr(self.brain, "model_id", None))
         except BaseException as error:  # reported through readiness and by the workers
             self.error = error
             logger.exception("the brain could not be loaded")
         finally:
             self.ready.set()
         self._loop.run_forever()
+
+    def _serving(self, model_id: str | None) -> None:
+        show_model(self.model_id, model_id)
+        self.model_id = model_id
+
+    def _watch(self, watch: Any) -> None:
+        from bot.trainer.registry import poll_seconds
+
+        self.ready.wait()
+        while not self._closed.wait(poll_seconds()):
+            wanted = watch.poll()
+            if wanted is not None and wanted != self.model_id:
+                self.swap(wanted)
+
+    def swap(self, model_id: str) -> bool:
+        """Load ``model_id`` fully, then answer with it. A decision already under way
+        holds the old brain and finishes on it; the next one gets the new brain. A model
+        that fails to load leaves the old one answering (and the reason in the log)."""
+        assert self._reload is not None
+        try:
+            brain = self._reload(model_id)
+        except Exception:
+            metrics.ERRORS.labels("model_load").inc()
+            logger.exception("model %s could not be loaded; still answering with %s",
+                             model_id, self.model_id)
+            return False
+        previous = self.model_id
+        self.brain, self.error = brain, None
+        self._serving(model_id)
+        logger.warning("now answering with model %s (was %s)", model_id, previous)
+        return True
 
     async def wait_ready(self) -> Any:
         await asyncio.to_thread(self.ready.wait)
@@ -122,10 +186,16 @@ class BrainRunner:
     def failure(self, message: InboundRow) -> Decision:
         return self.brain.failure(message.text)
 
+    def render(self, name: str) -> str:
+        """An approved response as the brain serves it now (approved versions included)."""
+        return str(self.brain.content.render(name))
+
     def escalation(self, message: InboundRow, category: str, like: Decision) -> Decision:
         return self.brain.escalation(message.text, category, None, like.confidence, like.intent)
 
     def close(self) -> None:
+        self._closed.set()
+        self._serving(None)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
 
@@ -140,6 +210,7 @@ class Runtime:
         *,
         role: str = "all",
         brain: Any = None,
+        notifier: Notifier | None = None,
     ) -> None:
         if role not in ROLES:
             raise ValueError(f"unknown role {role!r}")
@@ -150,6 +221,8 @@ class Runtime:
         self.roles = ROLES[role]
         self.brain = brain
         self.tickets = Tickets(db.engine)
+        # Live notifications of ticket changes for the console (bot/admin/live.py).
+        self.notifier: Notifier = notifier if notifier is not None else InProcessNotifier()
         self._listeners: list[Callable[[Ticket, str], Awaitable[None]]] = []
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
@@ -223,6 +296,8 @@ class Runtime:
                 await channel.stop()
         with contextlib.suppress(Exception):
             await self.queue.close()
+        with contextlib.suppress(Exception):
+            await self.notifier.close()
         if self.brain is not None:
             self.brain.close()
 
@@ -330,6 +405,7 @@ class Runtime:
                 # to the ticket. A new emergency, self-harm or threat still gets its holding
                 # reply and alerts the admins (it joins the ticket and raises its priority).
                 await asyncio.to_thread(self.db.save_handoff, message, ticket.id)
+                self.notifier.publish(ticket_event(ticket.id, "message"))
                 metrics.DECISIONS.labels(message.channel, HANDOFF).inc()
                 continue
             if ticket is None:
@@ -348,7 +424,7 @@ class Runtime:
                                            None, self._ticket_for(decision))
             metrics.DECISIONS.labels(message.channel, decision.route).inc()
             if decision.route == ESCALATE:
-                await self._escalated(conversation_id, decision)
+                await self._escalated(conversation_id, decision, message.id)
             # `conversation` was read after this message was stored, so its last_inbound_at
             # (WhatsApp's window) already counts it: no need to read it again.
             for row in rows:
@@ -361,12 +437,15 @@ class Runtime:
         never stops the reply."""
         self._listeners.append(listener)
 
-    async def _escalated(self, conversation_id: int, decision: Decision) -> None:
+    async def _escalated(self, conversation_id: int, decision: Decision,
+                         inbound_id: int | None = None) -> None:
         metrics.ESCALATIONS.labels(str(decision.category)).inc()
-        if not self._listeners:
-            return
         ticket = await asyncio.to_thread(self.tickets.active, conversation_id)
         if ticket is None:
+            return
+        opened = inbound_id is not None and ticket.inbound_id == inbound_id
+        self.notifier.publish(ticket_event(ticket.id, "opened" if opened else "escalated"))
+        if not self._listeners:
             return
         for listener in self._listeners:
             try:
@@ -392,11 +471,8 @@ class Runtime:
                         reply: str | None = None) -> bool:
         if route != FALLBACK or kind != TEXT or intent == OUT_OF_SCOPE:
             return False
-        return reply is None or reply == self._fallback_text
-
-    @functools.cached_property
-    def _fallback_text(self) -> str:
-        return Content.load().render("utter_fallback")
+        # The fallback text as served now: an approved new version of it must still count.
+        return reply is None or reply == self.brain.render("utter_fallback")
 
     @staticmethod
     def _ticket_for(decision: Decision) -> TicketSpec | None:

@@ -39,7 +39,9 @@ from bot.store.models import (
     hoax_daily,
     inbound,
     outbox,
+    review_items,
     ticket_events,
+    ticket_posts,
     tickets,
     utcnow,
 )
@@ -334,11 +336,26 @@ class Database:
                 conn.execute(update(inbound).where(inbound.c.id == message.id).values(**values))
                 if ticket is not None:
                     open_or_escalate(conn, message.conversation_id, message.id, ticket, now)
+                self._fill_review_inbox(conn, message, decision, now)
         except IntegrityError:
             with self.engine.begin() as conn:
                 conn.execute(update(inbound).where(inbound.c.id == message.id).values(**values))
             return [row for row in self.outbox_for(message.id) if row.status == PENDING]
         return rows
+
+    @staticmethod
+    def _fill_review_inbox(conn: Connection, message: InboundRow, decision: Any,
+                           now: dt.datetime) -> None:
+        """The trainers' review inbox (bot/trainer/inbox.py), in its own savepoint: a
+        failure there is logged and never costs the citizen their reply."""
+        from bot.trainer import inbox
+
+        try:
+            with conn.begin_nested():
+                inbox.fill(conn, message, decision, now)
+        except Exception as error:  # the decision must be recorded whatever happens here
+            logger.error("review inbox not filled for inbound message %s: %s", message.id,
+                         type(error).__name__)
 
     @staticmethod
     def _count_hoax(conn: Connection, day: dt.date, hoax_id: str) -> None:
@@ -654,6 +671,10 @@ class Database:
             conn.execute(update(outbox).where(outbox.c.created_at < content_before,
                                               outbox.c.payload.is_not(None))
                          .values(payload=None))
+            # The trainers' review inbox holds (masked) citizen text too.
+            conn.execute(update(review_items).where(review_items.c.created_at < content_before,
+                                                    review_items.c.text.is_not(None))
+                         .values(text=None))
             # Admins' notes may quote the citizen: emptied with the rest of the content.
             conn.execute(update(ticket_events).where(
                 ticket_events.c.at < content_before, ticket_events.c.actor != SYSTEM,
@@ -662,6 +683,7 @@ class Database:
             closed = select(tickets.c.id).where(tickets.c.status.not_in(ACTIVE),
                                                 tickets.c.closed_at < rows_before)
             conn.execute(delete(ticket_events).where(ticket_events.c.ticket_id.in_(closed)))
+            conn.execute(delete(ticket_posts).where(ticket_posts.c.ticket_id.in_(closed)))
             conn.execute(delete(tickets).where(tickets.c.id.in_(closed)))
             old = select(inbound.c.id).where(inbound.c.received_at < rows_before)
             conn.execute(update(tickets).where(tickets.c.inbound_id.in_(old))

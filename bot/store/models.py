@@ -176,6 +176,24 @@ ticket_events = Table(
     Index("ix_ticket_events_ticket", "ticket_id", "id"),
 )
 
+# A ticket's posts in the admins' Telegram group (bot/admin/telegram_group.py), one row per
+# (ticket, chat, kind, priority): the row is reserved before the post is sent, so that of
+# any number of processes (or restarts) only one posts it. kind: "alert" (the first post)
+# or "raised" (the ticket became more urgent); message_id stays empty while it is sent.
+ticket_posts = Table(
+    "ticket_posts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("ticket_id", Integer, ForeignKey("tickets.id"), nullable=False),
+    Column("chat_id", String(32), nullable=False),
+    Column("message_id", Integer, nullable=True),
+    Column("kind", String(16), nullable=False),
+    Column("priority", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, default=utcnow),
+    UniqueConstraint("ticket_id", "chat_id", "kind", "priority", name="uq_ticket_posts_post"),
+    Index("ix_ticket_posts_message", "chat_id", "message_id"),
+)
+
 # The admins' web console (bot/admin): its users, their server-side sessions, and failed
 # logins (for the lockout). No citizen data.
 ADMIN_ROLES = ("trainer", "agent", "supervisor", "admin")
@@ -211,4 +229,76 @@ admin_login_failures = Table(
     Column("name", String(64), nullable=False),  # the name tried (it may not exist)
     Column("at", DateTime(timezone=True), nullable=False, default=utcnow),
     Index("ix_admin_login_failures_name_at", "name", "at"),
+)
+
+# The trainers' review inbox (bot/trainer/inbox.py fills it in the decision's transaction;
+# docs/training.md). ``text`` is masked (bot/privacy.py) before it is stored and emptied by
+# retention; ``inbound_id`` has no foreign key because retention deletes inbound rows.
+REVIEW_SOURCES = ("low_margin", "fallback", "clarification", "relabel", "spot_check")
+REVIEW_STATUSES = ("open", "accepted", "relabelled", "new_topic", "discarded")
+
+review_items = Table(
+    "review_items",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, default=utcnow),
+    Column("source", String(16), nullable=False),
+    Column("inbound_id", Integer, nullable=True),
+    Column("text", Text, nullable=True),  # masked; emptied by retention
+    Column("predicted_intent", String(64), nullable=True),
+    Column("confidence", Float, nullable=True),
+    # The implicit label: the clarification button the citizen chose, or an admin's re-label.
+    Column("suggested_intent", String(64), nullable=True),
+    Column("cluster_key", String(64), nullable=False),  # near-duplicates share it
+    Column("status", String(16), nullable=False, default="open"),
+    Column("label", String(64), nullable=True),
+    Column("decided_by", String(64), nullable=True),
+    Column("decided_at", DateTime(timezone=True), nullable=True),
+    Index("ix_review_items_status_cluster", "status", "cluster_key"),
+    Index("ix_review_items_cluster_key", "cluster_key"),
+    Index("ix_review_items_created_at", "created_at"),
+    Index("ix_review_items_inbound_id", "inbound_id"),
+)
+
+# Versions of approved content (bot/content_versions.py; docs/content.md): an answer
+# (kind "answer", key: the domain response's name) or a hoax clarification (kind "hoax",
+# key: the entry's id). Version 0 is the file's text and has no row. A version is served
+# only once someone other than its author approved it; rows are never deleted.
+CONTENT_KINDS = ("answer", "hoax")
+CONTENT_STATUSES = ("proposed", "approved", "rejected", "withdrawn")
+
+content_versions = Table(
+    "content_versions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("key", String(100), nullable=False),
+    Column("version", Integer, nullable=False),  # 1..n per (kind, key)
+    Column("text", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("proposed_by", String(64), nullable=False),
+    Column("proposed_at", DateTime(timezone=True), nullable=False, default=utcnow),
+    Column("reason", Text, nullable=True),
+    Column("decided_by", String(64), nullable=True),
+    Column("decided_at", DateTime(timezone=True), nullable=True),
+    Column("based_on", Integer, nullable=True),  # the version it was written against
+    # An immediate rollback's copy of version N: it is served with N's approval record.
+    Column("restores", Integer, nullable=True),
+    UniqueConstraint("kind", "key", "version", name="uq_content_versions_version"),
+    Index("ix_content_versions_status", "status", "kind", "key"),
+)
+
+# Append-only: who proposed, approved, rejected, withdrew or rolled back what, and when.
+content_audit = Table(
+    "content_audit",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False, default=utcnow),
+    Column("actor", String(64), nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("key", String(100), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("detail", Text, nullable=True),
+    Index("ix_content_audit_key", "kind", "key", "id"),
 )

@@ -4,16 +4,19 @@ SQL is the record. A ticket is opened in the same transaction as the decision th
 escalated the message (:meth:`bot.store.db.Database.save_decision`), so a message is
 never escalated without its ticket nor ticketed twice. A claim is one conditional
 UPDATE (``... WHERE status = 'open'``): of any number of admins claiming at once,
-exactly one changes the row, and the others are told who holds it.
+exactly one changes the row, and the others are told who holds it. Release, resolve and
+hand back are conditional UPDATEs too, and "only the holder may" is part of their WHERE
+(``holder=``), not a check made beforehand: between reading a ticket and moving it,
+another admin may have claimed, released or closed it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.engine import Connection, Engine
 
 from bot.store.models import (
@@ -28,6 +31,20 @@ from bot.store.models import (
 )
 
 SYSTEM = "garda"  # the actor for what Garda itself does
+
+
+class _Holder:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+# ``holder=`` conditions of a move besides a name ("only while that admin holds it") and
+# None ("only while nobody holds it").
+ANY: Final[Any] = _Holder("ANY")    # whoever holds it, or nobody
+SELF: Final[Any] = _Holder("SELF")  # only while the admin making the move holds it
 
 
 class TicketError(Exception):
@@ -71,6 +88,16 @@ class Event:
 class ClaimResult:
     won: bool
     holder: str | None   # who holds the ticket now (the winner, or whoever had it)
+    status: str
+
+
+@dataclass(frozen=True)
+class MoveResult:
+    """What a release, resolve or hand back did: whether this call moved the ticket, and
+    the ticket as it is right after (``holder``: its assignee; None while nobody has it)."""
+
+    moved: bool
+    holder: str | None
     status: str
 
 
@@ -162,6 +189,14 @@ class Tickets:
             return [Event(r.ticket_id, _aware(r.at) or utcnow(), r.actor, r.action, r.detail)
                     for r in rows]
 
+    def last_event(self) -> tuple[int, int] | None:
+        """(event id, ticket id) of the newest entry in any ticket's log: a cheap way to
+        tell that something changed since an earlier look."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(ticket_events.c.id, ticket_events.c.ticket_id)
+                               .order_by(ticket_events.c.id.desc()).limit(1)).first()
+        return (int(row.id), int(row.ticket_id)) if row is not None else None
+
     def claim(self, ticket_id: int, admin: str) -> ClaimResult:
         now = utcnow()
         with self.engine.begin() as conn:
@@ -174,31 +209,53 @@ class Tickets:
         ticket = self.get(ticket_id)
         return ClaimResult(won, ticket.assignee, ticket.status)
 
-    def release(self, ticket_id: int, admin: str) -> None:
-        """Give a claimed ticket back to the queue (only its assignee may)."""
-        self._move(ticket_id, admin, "released", (CLAIMED,), OPEN,
-                   and_(tickets.c.assignee == admin), assignee=None, claimed_at=None)
+    def release(self, ticket_id: int, admin: str, *, holder: str | object | None = SELF
+                ) -> MoveResult:
+        """Give a claimed ticket back to the queue. By default only its holder may; a
+        supervisor taking a claim away names the holder they saw (logged as theirs)."""
+        held = admin if holder is SELF else holder
+        detail = f"klaim {held}" if isinstance(held, str) and held != admin else None
+        return self._move(ticket_id, admin, "released", (CLAIMED,), OPEN, detail,
+                          holder=holder, assignee=None, claimed_at=None)
 
-    def resolve(self, ticket_id: int, admin: str, note: str | None = None) -> None:
-        self._move(ticket_id, admin, "resolved", ACTIVE, RESOLVED, None, note,
-                   closed_at=utcnow())
+    def resolve(self, ticket_id: int, admin: str, note: str | None = None, *,
+                holder: str | object | None = ANY) -> MoveResult:
+        return self._move(ticket_id, admin, "resolved", ACTIVE, RESOLVED, note,
+                          holder=holder, closed_at=utcnow())
 
-    def hand_back(self, ticket_id: int, admin: str, note: str | None = None) -> None:
-        self._move(ticket_id, admin, "handed_back", ACTIVE, HANDED_BACK, None, note,
-                   closed_at=utcnow())
+    def hand_back(self, ticket_id: int, admin: str, note: str | None = None, *,
+                  holder: str | object | None = ANY) -> MoveResult:
+        return self._move(ticket_id, admin, "handed_back", ACTIVE, HANDED_BACK, note,
+                          holder=holder, closed_at=utcnow())
 
     def note(self, ticket_id: int, actor: str, action: str, detail: str | None = None) -> None:
         with self.engine.begin() as conn:
             log_event(conn, ticket_id, actor, action, detail)
 
     def _move(self, ticket_id: int, admin: str, action: str, allowed: tuple[str, ...],
-              status: str, condition: Any, detail: str | None = None, **values: Any) -> None:
+              status: str, detail: str | None = None, *, holder: str | object | None = ANY,
+              **values: Any) -> MoveResult:
+        """One conditional UPDATE: the ticket moves only if it is in an ``allowed`` state
+        and held as ``holder`` says (ANY, SELF, None for nobody, or an admin's name), and
+        the move is logged in the same transaction. Of two admins moving at once, one
+        moves it and the other is told the ticket's state after."""
+        if holder is SELF:
+            holder = admin
+        where = [tickets.c.id == ticket_id, tickets.c.status.in_(allowed)]
+        if holder is None:
+            where.append(tickets.c.assignee.is_(None))
+        elif holder is not ANY:
+            if not isinstance(holder, str):
+                raise TypeError(f"holder must be ANY, SELF, None or a name, not {holder!r}")
+            where.append(tickets.c.assignee == holder)
+        now = utcnow()
         with self.engine.begin() as conn:
-            where = [tickets.c.id == ticket_id, tickets.c.status.in_(allowed)]
-            if condition is not None:
-                where.append(condition)
-            changed = conn.execute(update(tickets).where(*where)
-                                   .values(status=status, **values)).rowcount
-            if changed != 1:
-                raise TicketError(f"ticket {ticket_id} cannot be {action} by {admin} now")
-            log_event(conn, ticket_id, admin, action, detail)
+            moved = conn.execute(update(tickets).where(*where)
+                                 .values(status=status, **values)).rowcount == 1
+            if moved:
+                log_event(conn, ticket_id, admin, action, detail, now)
+            row = conn.execute(select(tickets.c.status, tickets.c.assignee)
+                               .where(tickets.c.id == ticket_id)).first()
+        if row is None:
+            raise TicketError(f"no ticket {ticket_id}")
+        return MoveResult(moved, row.assignee, row.status)
