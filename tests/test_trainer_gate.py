@@ -26,7 +26,13 @@ import yaml
 
 from bot.safety.categories import CRITICAL, DETECTED
 from bot.trainer import gate as gate_module
-from bot.trainer.gate import INTENT_TOLERANCE, DifferentTests, checks, compare
+from bot.trainer.gate import (
+    INTENT_TOLERANCE,
+    DifferentTests,
+    checks,
+    compare,
+    file_tolerance,
+)
 from bot.trainer.registry import (
     BOOTSTRAP,
     MODEL,
@@ -110,6 +116,24 @@ def test_a_drop_within_the_tolerance_passes_and_one_beyond_it_is_refused() -> No
     assert reasons == ["nlu overall accuracy dropped from 0.950 to 0.930 (-0.020; "
                        "allowed 0.010)"]
     assert compare(metrics(), candidate, tolerance=0.05) == (True, [])
+
+
+def test_one_small_test_file_may_move_by_its_noise_but_not_by_a_real_drop() -> None:
+    """A 43-message file: three messages (0.07) is within two standard errors of 0.907 and
+    passes while the overall figure holds; a quarter of the file lost is refused."""
+    assert file_tolerance(0.907, 43) == pytest.approx(2 * (0.907 * 0.093 / 43) ** 0.5)
+    assert file_tolerance(0.95, 100_000) == 0.01  # big files: the plain tolerance
+    baseline = metrics()
+    baseline["nlu"]["files"]["heldout_formal"].update(total=43, accuracy=0.907)
+    candidate = copy.deepcopy(baseline)
+    candidate["nlu"]["files"]["heldout_formal"]["accuracy"] = 0.837
+    assert compare(baseline, candidate) == (True, [])
+    candidate["nlu"]["files"]["heldout_formal"]["accuracy"] = 0.65
+    ok, reasons = compare(baseline, candidate)
+    assert not ok and reasons[0].startswith("nlu heldout_formal accuracy dropped")
+    candidate["nlu"]["files"]["heldout_formal"]["accuracy"] = 0.837
+    candidate["nlu"]["overall"]["accuracy"] -= 0.02  # the same drop seen overall: refused
+    assert not compare(baseline, candidate)[0]
 
 
 def test_one_emergency_missed_is_refused_whatever_the_tolerance() -> None:

@@ -3,9 +3,11 @@
 :func:`compare` is the rule, a pure function of two metrics dicts
 (bot/trainer/evaluate.py) measured on the same locked test sets:
 
-* aggregate figures (per NLU test file and overall: top-1 accuracy, macro F1; the
-  escalation set: share escalated, recall, category accuracy; hoax question and chain
-  recall) may drop by at most ``tolerance`` (default 0.01, absolute);
+* aggregate figures (NLU overall: top-1 accuracy, macro F1; the escalation set: share
+  escalated, recall, category accuracy; hoax question and chain recall) may drop by at
+  most ``tolerance`` (default 0.01, absolute); one NLU test file's figures by at most
+  :func:`file_tolerance` (the larger of ``tolerance`` and two standard errors on that
+  file's size);
 * error shares (routine questions answered with a wrong answer, escalated or called a
   hoax; civil criticism escalated; wrong hoaxes; unknown claims matched) may rise by at
   most ``tolerance``;
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import math
 import os
 import shutil
 import time
@@ -94,6 +97,22 @@ class DifferentTests(ValueError):
     """The two metrics were measured on different test sets (or by different code)."""
 
 
+def file_tolerance(figure: float, messages: int, tolerance: float = DEFAULT_TOLERANCE) -> float:
+    """The drop allowed in one test file's figure: ``tolerance``, or two standard errors of
+    the figure on that file's size, whichever is larger.
+
+    Retraining DIET on data one example larger moves a 43-message file's accuracy by
+    several messages (measured: 0.907 to 0.837 on the English file, with the overall
+    figure within 0.01; docs/models.md), so 0.01 on a small file refuses on noise. The
+    overall figures, on every file together, keep the plain ``tolerance``.
+    """
+    if messages <= 0:
+        return tolerance
+    share = min(max(figure, 0.0), 1.0)
+    return max(tolerance, 2.0 * math.sqrt(max(share * (1.0 - share), 0.25 / messages)
+                                          / messages))
+
+
 def checks(baseline: dict[str, Any], candidate: dict[str, Any],
            tolerance: float = DEFAULT_TOLERANCE,
            intent_tolerance: float = INTENT_TOLERANCE) -> list[Check]:
@@ -107,13 +126,16 @@ def checks(baseline: dict[str, Any], candidate: dict[str, Any],
         found.append(Check(name, float(b or 0.0), float(c or 0.0), limit, higher))
 
     bn, cn = baseline["nlu"], candidate["nlu"]
-    files = [*((f"nlu {n}", f, cn["files"].get(n, {})) for n, f in bn["files"].items()),
-             ("nlu overall", bn["overall"], cn["overall"])]
-    for label, b, c in files:
-        check(f"{label} accuracy", b["accuracy"], c.get("accuracy"), tolerance)
-        check(f"{label} macro F1", b["macro_f1"], c.get("macro_f1"), tolerance)
+    files = [*((f"nlu {n}", f, cn["files"].get(n, {}), True) for n, f in bn["files"].items()),
+             ("nlu overall", bn["overall"], cn["overall"], False)]
+    for label, b, c, one_file in files:
+        def limit(figure: float, b: dict[str, Any] = b, one_file: bool = one_file) -> float:
+            return file_tolerance(figure, int(b.get("total") or 0), tolerance) if one_file \
+                else tolerance
+        check(f"{label} accuracy", b["accuracy"], c.get("accuracy"), limit(b["accuracy"]))
+        check(f"{label} macro F1", b["macro_f1"], c.get("macro_f1"), limit(b["macro_f1"]))
         check(f"{label} answered wrong", b["answered_wrong"], c.get("answered_wrong"),
-              tolerance, higher=False)
+              limit(b["answered_wrong"]), higher=False)
     b_routes, c_routes = bn["overall"]["routes"], cn["overall"]["routes"]
     check("nlu overall escalated (false escalations)", b_routes.get("escalate"),
           c_routes.get("escalate"), tolerance, higher=False)
